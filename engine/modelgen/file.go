@@ -1,0 +1,49 @@
+package modelgen
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/aiassist/aiassist/engine/onnxpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Marshal serializes m deterministically, so equal models give equal bytes.
+func Marshal(m *onnxpb.ModelProto) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+}
+
+// WriteFile writes m to path, creating parent directories. The file is
+// written under a temporary name and renamed into place, so a daemon watching
+// the directory never loads a half-written model.
+func WriteFile(path string, m *onnxpb.ModelProto) error {
+	b, err := Marshal(m)
+	if err != nil {
+		return fmt.Errorf("cannot marshal model for %q: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create directory for model: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("cannot write model %q: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot write model %q: %w", path, err)
+	}
+	return nil
+}
