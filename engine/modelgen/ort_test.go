@@ -131,3 +131,31 @@ func check[T ort.TensorData](t *testing.T, name string, v ort.Value, want []T) {
 		t.Errorf("%s = %v, want %v", name, got, want)
 	}
 }
+
+// TestBigMLPOnONNXRuntime checks that the 100 MB benchmark model loads and
+// computes what Forward says, since benchmarks would otherwise be the first
+// to notice a broken one.
+func TestBigMLPOnONNXRuntime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 100 MB model; skipped in -short mode")
+	}
+	m := BigMLP()
+	s := newSession(t, m.Model(MLPOptions{Name: "big-mlp"}), []string{"input"}, []string{"output"})
+	const rows = 2
+	in, out := m.Sizes[0], m.Sizes[len(m.Sizes)-1]
+	r := &splitMix64{state: 42}
+	x := make([]float32, rows*in)
+	for i := range x {
+		x[i] = r.uniform()
+	}
+	y := tensor(t, make([]float32, rows*out), rows, int64(out))
+	if err := s.Run([]ort.Value{tensor(t, x, rows, int64(in))}, []ort.Value{y}); err != nil {
+		t.Fatal(err)
+	}
+	want := m.Forward(x, rows)
+	for i, got := range y.GetData() {
+		if tol := 1e-4 * math.Max(1, math.Abs(float64(want[i]))); math.Abs(float64(got-want[i])) > tol {
+			t.Fatalf("output[%d] = %v, Forward gives %v", i, got, want[i])
+		}
+	}
+}
