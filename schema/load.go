@@ -191,7 +191,7 @@ func cueError(filename string, err error, data cue.Value) error {
 			}
 		case len(conflicts) == 1:
 			at = conflicts[0]
-			msgs = append(msgs, mismatch(at.args, cueerrors.StringWithConfig(at.e, &cueerrors.Config{OmitPath: true})))
+			msgs = append(msgs, conflict(at.args, valueAt(data, at.path), cueerrors.StringWithConfig(at.e, &cueerrors.Config{OmitPath: true})))
 		default:
 			at = conflicts[0]
 			msgs = append(msgs, foldConflicts(conflicts[0].args, func(yield func([]any) bool) {
@@ -218,7 +218,7 @@ func cueError(filename string, err error, data cue.Value) error {
 		}
 	}
 	if data.Exists() && data.Err() == nil {
-		unknownFields(filename, data, configDef, nil, &issues)
+		checkFields(filename, data, configDef, nil, &issues)
 	}
 	if len(issues) == 0 {
 		// Not an error CUE describes in parts; keep it rather than lose it.
@@ -269,19 +269,49 @@ func foldConflicts(first []any, all iter.Seq[[]any]) string {
 	return fmt.Sprintf("conflicting values %s and %s", str(first[0]), str(first[1]))
 }
 
-// mismatch rewrites "conflicting values 3 and {kind!: ...}" (mismatched
-// types int and struct), which prints the whole schema of the struct, as
-// "invalid value 3 (must be struct)". Other messages are returned as is.
-func mismatch(args []any, msg string) string {
-	if len(args) != 4 {
+// conflict rewrites the message of a single conflict of the operator's
+// value (mine, as CUE prints it, or "" when unknown) with the schema's:
+// "conflicting values "tensor" and "llm"" becomes "invalid value "llm"
+// (must be "tensor")", and "conflicting values 3 and {kind!: ...}", which
+// prints the whole schema of a struct, becomes "invalid value 3 (must be
+// struct)". Other messages are returned as they are.
+func conflict(args []any, mine, msg string) string {
+	if len(args) < 2 {
 		return msg
 	}
 	for i, a := range args[:2] {
-		if s := fmt.Sprint(a); strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
+		s := fmt.Sprint(a)
+		if len(args) == 4 && (strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[")) {
 			return fmt.Sprintf("invalid value %v (must be %v)", args[1-i], args[2+i])
 		}
 	}
+	for i, a := range args[:2] {
+		if mine != "" && fmt.Sprint(a) == mine {
+			return fmt.Sprintf("invalid value %v (must be %v)", a, args[1-i])
+		}
+	}
 	return msg
+}
+
+// valueAt returns the value at path in the config file as CUE prints it in
+// errors, or "" when it is not a concrete scalar.
+func valueAt(data cue.Value, path []string) string {
+	if !data.Exists() {
+		return ""
+	}
+	sels := make([]cue.Selector, 0, len(path))
+	for _, elem := range path {
+		sel, err := selector(elem)
+		if err != nil {
+			return ""
+		}
+		sels = append(sels, sel)
+	}
+	v := data.LookupPath(cue.MakePath(sels...))
+	if !v.Exists() || !v.IsConcrete() || v.Kind() == cue.StructKind || v.Kind() == cue.ListKind {
+		return ""
+	}
+	return fmt.Sprint(v)
 }
 
 // knownFields returns a hint naming the fields the schema allows beside the
@@ -340,14 +370,35 @@ func schemaAt(v cue.Value, sel cue.Selector) (cue.Value, error) {
 	return next, nil
 }
 
-// unknownFields reports every field of data that its schema s does not
-// allow. CUE reports these too, but leaves one out when another value of
-// the same struct is also wrong, and every mistake should be reported.
-func unknownFields(filename string, data, s cue.Value, path []string, issues *[]Issue) {
+// checkFields reports every field of data that its schema s does not allow,
+// and every field s requires that data lacks. CUE reports these too, but
+// leaves them out when another value of the same struct is also wrong, and
+// every mistake should be reported.
+func checkFields(filename string, data, s cue.Value, path []string, issues *[]Issue) {
 	switch data.Kind() {
 	case cue.StructKind:
 		if s.Kind() != cue.StructKind {
 			return
+		}
+		req, err := s.Fields(cue.Optional(true))
+		if err != nil {
+			return
+		}
+		for req.Next() {
+			sel := req.Selector()
+			if sel.ConstraintType() != cue.RequiredConstraint {
+				continue
+			}
+			name := sel.Unquoted()
+			if !data.LookupPath(cue.MakePath(cue.Str(name))).Exists() {
+				p := append(slices.Clip(path), label(name))
+				is := Issue{Path: strings.Join(p, "."), Msg: "field is required but not present"}
+				// Point at the struct that lacks the field, as CUE does.
+				if pos := data.Pos(); pos.IsValid() && pos.Filename() == filename {
+					setPos(&is, pos)
+				}
+				*issues = append(*issues, is)
+			}
 		}
 		it, err := data.Fields()
 		if err != nil {
@@ -365,7 +416,7 @@ func unknownFields(filename string, data, s cue.Value, path []string, issues *[]
 				continue
 			}
 			if next, err := schemaAt(s, sel); err == nil {
-				unknownFields(filename, it.Value(), next, p, issues)
+				checkFields(filename, it.Value(), next, p, issues)
 			}
 		}
 	case cue.ListKind:
@@ -375,7 +426,7 @@ func unknownFields(filename string, data, s cue.Value, path []string, issues *[]
 		}
 		for i := 0; it.Next(); i++ {
 			if next, err := schemaAt(s, cue.Index(i)); err == nil {
-				unknownFields(filename, it.Value(), next, append(slices.Clip(path), strconv.Itoa(i)), issues)
+				checkFields(filename, it.Value(), next, append(slices.Clip(path), strconv.Itoa(i)), issues)
 			}
 		}
 	}

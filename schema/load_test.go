@@ -1,0 +1,404 @@
+package schema
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestBad loads every testdata/*.bad.cue and checks that each expected
+// message is reported, led by its file:line:col, and nothing else.
+func TestBad(t *testing.T) {
+	want := map[string][]string{
+		"unknown-field.bad.cue": {
+			"unknown-field.bad.cue:3:2: logging.colour: field not allowed; known fields here: level, format, access_log",
+		},
+		"port-out-of-bound.bad.cue": {
+			"port-out-of-bound.bad.cue:3:11: listeners.0.port: invalid value 70000 (out of bound <65536)",
+		},
+		"missing-path.bad.cue": {
+			"missing-path.bad.cue:1:9: models.demo.path: field is required but not present",
+		},
+		"bad-kind.bad.cue": {
+			`bad-kind.bad.cue:2:8: models.demo.kind: invalid value "llm" (must be "tensor")`,
+		},
+		"bad-duration.bad.cue": {
+			`bad-duration.bad.cue:2:19: server.request_timeout: invalid duration "30 seconds": write it like "250ms", "1.5s" or "1h30m"`,
+		},
+		"duration-overflow.bad.cue": {
+			`duration-overflow.bad.cue:2:18: server.shutdown_grace: invalid duration "9999999999h"`,
+		},
+		"duration-bounds.bad.cue": {
+			`duration-bounds.bad.cue:1:26: server.request_timeout: invalid duration "0s": must be above zero`,
+			`duration-bounds.bad.cue:5:29: models.demo.batching.max_queue_delay: invalid duration "11s": must be at most "10s"`,
+		},
+		"default-model-unknown.bad.cue": {
+			`default-model-unknown.bad.cue:5:16: default_model: model "dmeo" is not configured; add it under models or change default_model to one of: demo, other`,
+		},
+		"duplicate-listener.bad.cue": {
+			`duplicate-listener.bad.cue:3:2: listeners.1: duplicate listener "127.0.0.1:8080": listeners.0 already listens there`,
+		},
+		"overlapping-listener.bad.cue": {
+			`overlapping-listener.bad.cue:3:2: listeners.1: listener "0.0.0.0:8080" overlaps listeners.0 ("127.0.0.1:8080") on the same port`,
+		},
+		"no-listeners.bad.cue": {
+			"no-listeners.bad.cue:1:12: listeners: at least one listener is required",
+		},
+		"bad-address.bad.cue": {
+			`bad-address.bad.cue:1:23: listeners.0.address: invalid value "my-host" (does not satisfy net.IP)`,
+		},
+		"syntax-error.bad.cue": {
+			"syntax-error.bad.cue:3:15: expected '}', found 'EOF'",
+		},
+		"bad-model-name.bad.cue": {
+			`bad-model-name.bad.cue:1:9: models."demo model": field not allowed; a model name is 1 to 64 letters`,
+		},
+		"bad-level.bad.cue": {
+			`bad-level.bad.cue:1:17: logging.level: invalid value "trace" (must be one of "debug", "error", "info", "warn")`,
+		},
+		"bad-metrics-path.bad.cue": {
+			`bad-metrics-path.bad.cue:1:16: metrics.path: invalid value "metrics" (out of bound =~"^/")`,
+		},
+		"model-not-struct.bad.cue": {
+			"model-not-struct.bad.cue:1:15: models.demo: invalid value 3 (must be struct)",
+		},
+		// Every mistake is reported, including an unknown field next to
+		// a wrong value, which CUE alone leaves out.
+		"many-errors.bad.cue": {
+			"many-errors.bad.cue:1:20: listeners.0.port: invalid value 0 (out of bound >0)",
+			"many-errors.bad.cue:1:23: listeners.0.tls: field not allowed; known fields here: address, port",
+			`many-errors.bad.cue:2:17: logging.level: invalid value "verbose" (must be one of`,
+			"many-errors.bad.cue:3:9: models.demo.path: field is required but not present",
+			"many-errors.bad.cue:5:13: models.demo.instances: invalid value 65 (out of bound <=64)",
+		},
+	}
+
+	files, err := filepath.Glob("testdata/*.bad.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range files {
+		name := filepath.Base(file)
+		t.Run(name, func(t *testing.T) {
+			lines, ok := want[name]
+			if !ok {
+				t.Fatalf("no expected messages for %s; add them to the table", name)
+			}
+			cfg, err := Load(file)
+			if err == nil {
+				t.Fatalf("Load(%s) = %+v, want an error", file, cfg)
+			}
+			if cfg != nil {
+				t.Errorf("Load returned a Config along with the error")
+			}
+			var serr *Error
+			if !errors.As(err, &serr) {
+				t.Fatalf("error is %T, want *schema.Error: %v", err, err)
+			}
+			got := strings.Split(err.Error(), "\n")
+			if len(got) != len(lines) {
+				t.Errorf("got %d lines, want %d:\n%v", len(got), len(lines), err)
+			}
+			for i, w := range lines {
+				if i < len(got) && !strings.Contains(got[i], w) {
+					t.Errorf("line %d:\n got: %s\nwant: ...%s...", i+1, got[i], w)
+				}
+			}
+			// Every line is led by a position in the file itself.
+			for _, line := range got {
+				if !strings.HasPrefix(line, file+":") {
+					t.Errorf("line has no position in %s: %s", file, line)
+				}
+			}
+		})
+	}
+	for name := range want {
+		if _, err := os.Stat(filepath.Join("testdata", name)); err != nil {
+			t.Errorf("table names %s, which does not exist", name)
+		}
+	}
+}
+
+func TestGood(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.good.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no testdata/*.good.cue")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			if _, err := Load(file); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestExamples loads every config in ../examples, as an operator would
+// copy it.
+func TestExamples(t *testing.T) {
+	files, err := filepath.Glob("../examples/*.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Skip("no ../examples/*.cue yet")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			cfg, err := Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Models) == 0 {
+				t.Errorf("example configures no models")
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Load("testdata/minimal.good.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Listeners: []Listener{{Address: "127.0.0.1", Port: 8080}},
+		Runtime:   Runtime{Library: "", InterOpThreads: 1},
+		Logging:   Logging{Level: "info", Format: "json", AccessLog: true},
+		Metrics:   Metrics{Enabled: true, Path: "/metrics"},
+		Server: Server{
+			MaxBodyBytes:   16 << 20,
+			RequestTimeout: 30 * time.Second,
+			ShutdownGrace:  30 * time.Second,
+			ReadTimeout:    60 * time.Second,
+			IdleTimeout:    120 * time.Second,
+		},
+		Models: map[string]Model{
+			"demo": {
+				Name:           "demo",
+				Kind:           "tensor",
+				Path:           filepath.Join(dir, "models/demo-mlp/model.onnx"),
+				Instances:      1,
+				IntraOpThreads: 1,
+				Batching: Batching{
+					Enabled:       true,
+					MaxBatchSize:  32,
+					MaxQueueDelay: 2 * time.Millisecond,
+					MaxQueueSize:  1024,
+				},
+			},
+		},
+		DefaultModel: "",
+		Path:         filepath.Join(dir, "minimal.good.cue"),
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+
+	empty, err := Load("testdata/empty.good.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if empty.Models == nil || len(empty.Models) != 0 || empty.ModelNames() == nil {
+		t.Errorf("empty config: Models = %#v, ModelNames = %#v; want empty and non-nil", empty.Models, empty.ModelNames())
+	}
+}
+
+func TestFull(t *testing.T) {
+	cfg, err := Load("testdata/full.good.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := filepath.Abs("testdata")
+	if got, want := len(cfg.Listeners), 3; got != want {
+		t.Fatalf("%d listeners, want %d", got, want)
+	}
+	for i, want := range []string{"127.0.0.1:8080", "[::1]:8080", "localhost:9090"} {
+		if got := cfg.Listeners[i].HostPort(); got != want {
+			t.Errorf("Listeners[%d].HostPort() = %q, want %q", i, got, want)
+		}
+	}
+	if got, want := cfg.ModelNames(), []string{"demo", "types.v2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("ModelNames() = %q, want %q", got, want)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"Runtime", cfg.Runtime, Runtime{Library: "/opt/onnxruntime/lib/libonnxruntime.so", InterOpThreads: 2}},
+		{"Logging", cfg.Logging, Logging{Level: "debug", Format: "text", AccessLog: false}},
+		{"Metrics", cfg.Metrics, Metrics{Enabled: false, Path: "/internal/metrics"}},
+		{"Server", cfg.Server, Server{
+			MaxBodyBytes:   1 << 20,
+			RequestTimeout: 1500 * time.Millisecond,
+			ShutdownGrace:  0,
+			ReadTimeout:    10 * time.Second,
+			IdleTimeout:    90 * time.Minute,
+		}},
+		{"demo", cfg.Models["demo"], Model{
+			Name: "demo", Kind: "tensor", Path: "/srv/models/demo.onnx", Instances: 4, IntraOpThreads: 2,
+			Batching: Batching{Enabled: true, MaxBatchSize: 8, MaxQueueDelay: 500 * time.Microsecond, MaxQueueSize: 64},
+		}},
+		{"types.v2", cfg.Models["types.v2"], Model{
+			Name: "types.v2", Kind: "tensor", Path: filepath.Join(filepath.Dir(dir), "models/types.onnx"), Instances: 1, IntraOpThreads: 1,
+			Batching: Batching{Enabled: false, MaxBatchSize: 32, MaxQueueDelay: 2 * time.Millisecond, MaxQueueSize: 64},
+		}},
+		{"DefaultModel", cfg.DefaultModel, "demo"},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestParseListeners(t *testing.T) {
+	f := func(listeners string, wantErr string) {
+		t.Helper()
+		_, err := Parse("l.cue", []byte("listeners: "+listeners))
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("listeners %s: %v", listeners, err)
+		case wantErr != "" && err == nil:
+			t.Errorf("listeners %s: no error, want %q", listeners, wantErr)
+		case wantErr != "" && !strings.Contains(err.Error(), wantErr):
+			t.Errorf("listeners %s:\n got %v\nwant ...%s...", listeners, err, wantErr)
+		}
+	}
+	f(`[{port: 1}, {port: 2}]`, "")
+	f(`[{address: "127.0.0.1"}, {address: "::1"}]`, "")
+	f(`[{address: "0.0.0.0"}, {address: "::1"}]`, "")
+	f(`[{address: "10.0.0.1"}, {address: "10.0.0.2"}]`, "")
+	f(`[{address: "localhost"}, {address: "127.0.0.1"}]`, "l.cue:1:37: listeners.1: duplicate listener")
+	f(`[{address: "::ffff:127.0.0.1"}, {address: "127.0.0.1"}]`, "duplicate listener")
+	f(`[{address: "::"}, {address: "127.0.0.1"}]`, "overlaps listeners.0")
+	f(`[{address: ""}, {address: "::1"}]`, "overlaps listeners.0")
+	f(`[{address: "0.0.0.0"}, {address: "10.1.2.3"}]`, "overlaps listeners.0")
+	f(`[{port: 65535}]`, "")
+	f(`[{port: 65536}]`, "out of bound <65536")
+	f(`[{port: -1}]`, "out of bound >0")
+	f(`[{port: "80"}]`, `invalid value "80" (must be int)`)
+}
+
+func TestParseModels(t *testing.T) {
+	f := func(src string, wantErr string) {
+		t.Helper()
+		_, err := Parse("m.cue", []byte(src))
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("%s: %v", src, err)
+		case wantErr != "" && err == nil:
+			t.Errorf("%s: no error, want %q", src, wantErr)
+		case wantErr != "" && !strings.Contains(err.Error(), wantErr):
+			t.Errorf("%s:\n got %v\nwant ...%s...", src, err, wantErr)
+		}
+	}
+	model := func(name string) string {
+		return "models: " + name + `: {kind: "tensor", path: "x.onnx"}`
+	}
+	f(model("a"), "")
+	f(model(`"a.b_c-D9"`), "")
+	f(model(`"`+strings.Repeat("a", 64)+`"`), "")
+	f(model(`"`+strings.Repeat("a", 65)+`"`), "field not allowed; a model name is")
+	f(model(`"-a"`), "field not allowed; a model name is")
+	f(model(`"a/b"`), "field not allowed; a model name is")
+	f(model("a")+"\ndefault_model: \"a\"", "")
+	f("default_model: \"a\"", `default_model: model "a" is not configured; add it under models or remove default_model`)
+	f(`models: a: {kind: "tensor", path: ""}`, `models.a.path: invalid value "" (out of bound !="")`)
+	f(`models: a: {kind: "tensor", path: "x", batching: max_queue_delay: "10s"}`, "")
+	f(`models: a: {kind: "tensor", path: "x", batching: max_queue_delay: "0"}`, "")
+	f(`models: a: {kind: "tensor", path: "x", batching: max_queue_delay: "10.001s"}`, `must be at most "10s"`)
+	f(`models: a: {kind: "tensor", path: "x", batching: max_queue_delay: "-1s"}`, `invalid duration "-1s"`)
+	f(`models: a: {kind: "tensor", path: "x", batching: max_batch_size: 4097}`, "out of bound <=4096")
+	f(`models: a: {kind: "tensor", path: "x", batching: enabled: "yes"}`, `models.a.batching.enabled: invalid value "yes" (must be bool)`)
+}
+
+// TestDurationPattern keeps durationPattern, by which errors about
+// durations get a readable message, in step with config.cue.
+func TestDurationPattern(t *testing.T) {
+	if !strings.Contains(string(schemaSrc), "#Duration: "+durationPattern) {
+		t.Errorf("config.cue does not define #Duration starting with %s", durationPattern)
+	}
+}
+
+// TestSchemaDocs checks that every field of the schema has a doc comment
+// that states its default or that it is required.
+func TestSchemaDocs(t *testing.T) {
+	field := regexp.MustCompile(`^\t([a-z_]+)[!?]?:`)
+	lines := strings.Split(string(schemaSrc), "\n")
+	for i, line := range lines {
+		m := field.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		var doc []string
+		for j := i - 1; j >= 0 && strings.HasPrefix(lines[j], "\t//"); j-- {
+			doc = append(doc, lines[j])
+		}
+		text := strings.Join(doc, " ")
+		if text == "" {
+			t.Errorf("config.cue:%d: field %s has no doc comment", i+1, m[1])
+			continue
+		}
+		// Sub-structs are documented by their own fields.
+		if strings.HasPrefix(strings.TrimSpace(strings.SplitN(line, ":", 2)[1]), "#") {
+			continue
+		}
+		if !strings.Contains(text, "Default:") && !strings.Contains(text, "Required.") {
+			t.Errorf("config.cue:%d: doc of %s states neither its default nor that it is required", i+1, m[1])
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.cue"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load of a missing file: %v, want an error wrapping os.ErrNotExist", err)
+	}
+}
+
+// TestConcurrentParse runs under -race: reloads and tests may load configs
+// at the same time.
+func TestConcurrentParse(t *testing.T) {
+	src, err := os.ReadFile("testdata/full.good.cue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 10 {
+				if _, err := Parse("full.cue", src); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func BenchmarkParse(b *testing.B) {
+	src, err := os.ReadFile("testdata/full.good.cue")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Parse("full.cue", src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
