@@ -1,0 +1,101 @@
+// gen.mjs writes the golden files that tokenizer_test.go compares against,
+// using the pure-JavaScript reference @huggingface/tokenizers (version pinned
+// in package.json). It also writes ../bert-wordpiece.json, the small
+// WordPiece tokenizer the tests use. Run from this folder:
+//
+//	npm ci && node gen.mjs [path/to/shared]
+//
+// The shared folder defaults to AIASSIST_SHARED, else ../../../../../shared
+// (beside the repository).
+import { Tokenizer } from "@huggingface/tokenizers";
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const shared = resolve(process.argv[2] ?? process.env.AIASSIST_SHARED ?? join(here, "../../../../../shared"));
+
+// A BERT-style WordPiece vocabulary: specials, single characters, ## pieces
+// and some whole words and suffixes.
+function bertTokenizer() {
+  const words = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+    ..."!\"#$%&'()*+,-./0123456789:;<=>?@[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~".split(""),
+    ..."abcdefghijklmnopqrstuvwxyz0123456789".split("").map((c) => "##" + c),
+    "the", "quick", "brown", "fox", "jump", "##s", "over", "lazy", "dog", "hello", "world",
+    "how", "are", "you", "do", "##ing", "today", "token", "##ization", "##izer", "of", "un",
+    "##believ", "##able", "run", "##ning", "play", "##er", "##ed", "cafe", "naive", "resume",
+    "and", "is", "it", "what", "with", "text", "in", "##side", "here", "end", "line", "one", "two",
+    "code", "def", "return", "if", "for", "func", "main", "print", "##ln", "number", "##s",
+    "mixed", "english", "upper", "lower", "case", "word", "space", "##es", "tab", "new",
+    "start", "##ed", "multiple", "between", "sure", "say", "right", "they", "we", "i", "s",
+    "中", "文", "日", "本", "你", "好", "世", "界", "语", "é", "ü", "##é", "σ", "ς", "##σ", "##ς",
+    "bert", "style", "tokens", "at", "as", "an", "a", "to", "ab", "##ab", "##abc", "abc",
+    "##ghi", "##def", "##j", "super", "##cal", "##i", "##fra", "##gil", "##istic",
+  ];
+  const vocab = {};
+  for (const w of words) if (!(w in vocab)) vocab[w] = Object.keys(vocab).length;
+  const special = (content, id, extra = {}) => ({
+    id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true, ...extra,
+  });
+  const phrase = Object.keys(vocab).length;
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: [
+      special("[PAD]", 0), special("[UNK]", 1), special("[CLS]", 2), special("[SEP]", 3),
+      special("[MASK]", 4, { lstrip: true }),
+      { id: phrase, content: "Hello World", single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+    ],
+    normalizer: { type: "BertNormalizer", clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: "BertPreTokenizer" },
+    post_processor: {
+      type: "TemplateProcessing",
+      single: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } }],
+      pair: [
+        { SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } },
+        { Sequence: { id: "B", type_id: 1 } }, { SpecialToken: { id: "[SEP]", type_id: 1 } },
+      ],
+      special_tokens: {
+        "[CLS]": { id: "[CLS]", ids: [2], tokens: ["[CLS]"] },
+        "[SEP]": { id: "[SEP]", ids: [3], tokens: ["[SEP]"] },
+      },
+    },
+    decoder: { type: "WordPiece", prefix: "##", cleanup: true },
+    model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab },
+  };
+}
+
+const bertPath = join(here, "../bert-wordpiece.json");
+writeFileSync(bertPath, JSON.stringify(bertTokenizer(), null, 1) + "\n");
+
+const tokenizers = {
+  gpt2: join(shared, "models/tiny-random-gpt2-fp32/tokenizer.json"),
+  phi3: join(shared, "models/tokenizers/phi3-tokenizer.json"),
+  bert: bertPath,
+};
+
+const corpus = JSON.parse(readFileSync(join(here, "corpus.json"), "utf8"));
+const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+const text = (c) => (c.hex !== undefined ? utf8.decode(Buffer.from(c.hex, "hex")) : c.text);
+
+for (const [name, path] of Object.entries(tokenizers)) {
+  const tok = new Tokenizer(JSON.parse(readFileSync(path, "utf8")), {});
+  const decode = (ids, skip) =>
+    ids.length === 0 ? "" : tok.decode(ids, { skip_special_tokens: skip, clean_up_tokenization_spaces: false });
+  const cases = corpus.map((c) => {
+    const s = text(c);
+    const ids = tok.encode(s, { add_special_tokens: false }).ids;
+    const idsSpecial = tok.encode(s, { add_special_tokens: true }).ids;
+    return {
+      ...c,
+      ids,
+      ids_special: idsSpecial,
+      decoded: decode(idsSpecial, false),
+      decoded_skip: decode(idsSpecial, true),
+    };
+  });
+  writeFileSync(join(here, `${name}.json`), JSON.stringify(cases, null, 1) + "\n");
+  console.log(`${name}: ${cases.length} cases`);
+}
