@@ -208,7 +208,7 @@ func (q *mergeQueue) Less(i, j int) bool {
 	return a.rank < b.rank || a.rank == b.rank && a.pos < b.pos
 }
 func (q *mergeQueue) Swap(i, j int) { q.items[i], q.items[j] = q.items[j], q.items[i] }
-func (q *mergeQueue) Push(x any)   { q.items = append(q.items, x.(qitem)) }
+func (q *mergeQueue) Push(x any)    { q.items = append(q.items, x.(qitem)) }
 func (q *mergeQueue) Pop() any {
 	x := q.items[len(q.items)-1]
 	q.items = q.items[:len(q.items)-1]

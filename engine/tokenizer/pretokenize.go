@@ -107,7 +107,9 @@ func buildPreTokenizer(c *component) (preTokenizer, error) {
 		if c.IndividualDigits {
 			b = isolated
 		}
-		return eachWord(func(out []string, w string) []string { return splitWith(out, w, charMatcher(unicode.IsNumber), b, false) }), nil
+		return eachWord(func(out []string, w string) []string {
+			return splitWith(out, w, charMatcher(unicode.IsNumber), b, false)
+		}), nil
 	}
 	return nil, fmt.Errorf("unsupported pre_tokenizer type %q", c.Type)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 )
@@ -47,14 +48,70 @@ func tokenizerPaths(t testing.TB) map[string]string {
 	}
 }
 
-var loaded = map[string]*Tokenizer{}
+// variants derive more configurations from the shared files, exactly as
+// gen.mjs does, so that megabytes of near-copies need not be committed.
+var variants = map[string]struct {
+	base   string
+	modify func(m map[string]any)
+}{
+	"llama3": {"gpt2", byteLevelSplit(llama3Pattern)},
+	"qwen2":  {"gpt2", byteLevelSplit(qwen2Pattern)},
+	"metaspace": {"phi3", func(m map[string]any) {
+		m["normalizer"] = nil
+		m["pre_tokenizer"] = map[string]any{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": false}
+	}},
+}
+
+func byteLevelSplit(regex string) func(m map[string]any) {
+	return func(m map[string]any) {
+		m["normalizer"] = map[string]any{"type": "NFC"}
+		m["pre_tokenizer"] = map[string]any{"type": "Sequence", "pretokenizers": []any{
+			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": regex}, "behavior": "Isolated", "invert": false},
+			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+		}}
+		model := m["model"].(map[string]any)
+		merges := model["merges"].([]any)
+		for i, x := range merges {
+			a, b, _ := strings.Cut(x.(string), " ")
+			merges[i] = []any{a, b}
+		}
+		model["ignore_merges"] = true
+	}
+}
+
+var (
+	loadedMu sync.Mutex
+	loaded   = map[string]*Tokenizer{}
+)
+
+var allNames = []string{"gpt2", "phi3", "bert", "llama3", "qwen2", "metaspace"}
 
 func mustLoad(t testing.TB, name string) *Tokenizer {
 	t.Helper()
+	loadedMu.Lock()
+	defer loadedMu.Unlock()
 	if tk, ok := loaded[name]; ok {
 		return tk
 	}
-	tk, err := Load(tokenizerPaths(t)[name])
+	var tk *Tokenizer
+	var err error
+	if v, ok := variants[name]; ok {
+		data, rerr := os.ReadFile(tokenizerPaths(t)[v.base])
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		v.modify(m)
+		if data, err = json.Marshal(m); err != nil {
+			t.Fatal(err)
+		}
+		tk, err = Parse(data)
+	} else {
+		tk, err = Load(tokenizerPaths(t)[name])
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +154,7 @@ func readGolden(t testing.TB, name string) []goldenCase {
 // TestGolden compares with ids and text from the JavaScript reference
 // (testdata/golden/gen.mjs).
 func TestGolden(t *testing.T) {
-	for _, name := range []string{"gpt2", "phi3", "bert"} {
+	for _, name := range allNames {
 		t.Run(name, func(t *testing.T) {
 			tk := mustLoad(t, name)
 			for i, c := range readGolden(t, name) {
@@ -122,7 +179,7 @@ func TestGolden(t *testing.T) {
 // TestStreamDecoder checks that streaming id by id gives exactly Decode's
 // text, in chunks that are each valid UTF-8.
 func TestStreamDecoder(t *testing.T) {
-	for _, name := range []string{"gpt2", "phi3", "bert"} {
+	for _, name := range allNames {
 		tk := mustLoad(t, name)
 		for i, c := range readGolden(t, name) {
 			for _, skip := range []bool{false, true} {

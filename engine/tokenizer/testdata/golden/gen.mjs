@@ -70,18 +70,48 @@ function bertTokenizer() {
 const bertPath = join(here, "../bert-wordpiece.json");
 writeFileSync(bertPath, JSON.stringify(bertTokenizer(), null, 1) + "\n");
 
+const gpt2Path = join(shared, "models/tiny-random-gpt2-fp32/tokenizer.json");
+const phi3Path = join(shared, "models/tokenizers/phi3-tokenizer.json");
+const load = (path) => JSON.parse(readFileSync(path, "utf8"));
+
+// Variants of the shared files exercise other configurations without
+// committing megabytes: tokenizer_test.go derives the same files (variant()).
+const LLAMA3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2 = LLAMA3.replace("\\p{N}{1,3}", "\\p{N}");
+function byteLevelSplit(t, regex) {
+  t.normalizer = { type: "NFC" };
+  t.pre_tokenizer = {
+    type: "Sequence",
+    pretokenizers: [
+      { type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false },
+      { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
+    ],
+  };
+  t.model.merges = t.model.merges.map((m) => m.split(" "));
+  t.model.ignore_merges = true;
+  return t;
+}
 const tokenizers = {
-  gpt2: join(shared, "models/tiny-random-gpt2-fp32/tokenizer.json"),
-  phi3: join(shared, "models/tokenizers/phi3-tokenizer.json"),
-  bert: bertPath,
+  gpt2: load(gpt2Path),
+  phi3: load(phi3Path),
+  bert: load(bertPath),
+  // Llama-3's pre-tokenizer, array-form merges, ignore_merges and NFC.
+  llama3: byteLevelSplit(load(gpt2Path), LLAMA3),
+  // Qwen2's pre-tokenizer.
+  qwen2: byteLevelSplit(load(gpt2Path), QWEN2),
+  // Newer Llama-2 style: a Metaspace pre-tokenizer instead of normalizers.
+  metaspace: Object.assign(load(phi3Path), {
+    normalizer: null,
+    pre_tokenizer: { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false },
+  }),
 };
 
 const corpus = JSON.parse(readFileSync(join(here, "corpus.json"), "utf8"));
 const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 const text = (c) => (c.hex !== undefined ? utf8.decode(Buffer.from(c.hex, "hex")) : c.text);
 
-for (const [name, path] of Object.entries(tokenizers)) {
-  const tok = new Tokenizer(JSON.parse(readFileSync(path, "utf8")), {});
+for (const [name, json] of Object.entries(tokenizers)) {
+  const tok = new Tokenizer(json, {});
   const decode = (ids, skip) =>
     ids.length === 0 ? "" : tok.decode(ids, { skip_special_tokens: skip, clean_up_tokenization_spaces: false });
   const cases = corpus.map((c) => {
