@@ -321,9 +321,6 @@ func knownFields(path []string) string {
 		return ""
 	}
 	parent := path[:len(path)-1]
-	if len(parent) == 1 && parent[0] == "models" {
-		return "; a model name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-	}
 	v := configDef
 	for _, elem := range parent {
 		sel, err := selector(elem)
@@ -333,6 +330,14 @@ func knownFields(path []string) string {
 		if v, err = schemaAt(v, sel); err != nil {
 			return ""
 		}
+	}
+	if sel, err := selector(path[len(path)-1]); err != nil || v.Allows(sel) {
+		// The field is closed out by a definition in the config file
+		// itself, whose fields are not the schema's.
+		return ""
+	}
+	if len(parent) == 1 && parent[0] == "models" {
+		return "; a model name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 	}
 	it, err := v.Fields(cue.Optional(true))
 	if err != nil {
