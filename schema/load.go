@@ -116,7 +116,7 @@ func Parse(filename string, src []byte) (cfg *Config, err error) {
 	if err := v.Decode(&raw); err != nil {
 		return nil, cueError(filename, err, data)
 	}
-	c := &checker{filename: filename, data: data, value: v}
+	c := &checker{filename: filename, data: data}
 	cfg = c.convert(&raw, abs)
 	if err := newError(c.issues); err != nil {
 		return nil, err
@@ -564,7 +564,6 @@ type rawBatching struct {
 type checker struct {
 	filename string
 	data     cue.Value // the config file alone, for positions
-	value    cue.Value // the config file unified with #Config
 	issues   []Issue
 }
 
