@@ -1,0 +1,160 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestBatchesFormAndResultsReturnInOrder(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	gate := make(chan struct{})
+	var received atomic.Int32
+	q := New(Options{MaxBatchSize: 8, MaxQueueDelay: 50 * time.Millisecond, MaxQueueSize: 100}, 1,
+		func(v []int) ([]int, error) {
+			received.Add(int32(len(v)))
+			<-gate
+			mu.Lock()
+			sizes = append(sizes, len(v))
+			mu.Unlock()
+			out := make([]int, len(v))
+			for i, x := range v {
+				out[i] = x * 10
+			}
+			return out, nil
+		})
+	defer q.Close()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := q.Submit(context.Background(), "k", 1, i)
+			if err != nil || got != i*10 {
+				t.Errorf("Submit(%d) = %d, %v; want %d", i, got, err, i*10)
+			}
+		}()
+	}
+	for q.Len()+int(received.Load()) < 16 { // the worker holds one batch, the rest wait
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
+	biggest := 0
+	for _, s := range sizes {
+		biggest = max(biggest, s)
+		if s > 8 {
+			t.Fatalf("batch of %d exceeds MaxBatchSize 8", s)
+		}
+	}
+	if biggest < 2 {
+		t.Fatalf("no batch larger than 1: %v", sizes)
+	}
+}
+
+func TestKeysDoNotMix(t *testing.T) {
+	q := New(Options{MaxBatchSize: 8, MaxQueueDelay: 20 * time.Millisecond, MaxQueueSize: 100}, 1,
+		func(v []string) ([]string, error) {
+			for _, x := range v {
+				if x != v[0] {
+					return nil, errors.New("mixed keys in one batch")
+				}
+			}
+			return v, nil
+		})
+	defer q.Close()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := []string{"a", "b"}[i%2]
+			if _, err := q.Submit(context.Background(), key, 1, key); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestFullQueueRefuses(t *testing.T) {
+	block := make(chan struct{})
+	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 2}, 1, func(v []int) ([]int, error) { <-block; return v, nil })
+	defer q.Close()
+	go q.Submit(context.Background(), "", 1, 0) // taken by the worker
+	for q.Len() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	go q.Submit(context.Background(), "", 1, 1)
+	go q.Submit(context.Background(), "", 1, 2)
+	for q.Len() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := q.Submit(context.Background(), "", 1, 3); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("err = %v, want ErrQueueFull", err)
+	}
+	close(block)
+}
+
+func TestExpiredRequestIsNeverRun(t *testing.T) {
+	block := make(chan struct{})
+	var ran atomic.Int32
+	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 10}, 1, func(v []int) ([]int, error) {
+		if v[0] == 2 {
+			ran.Add(1)
+		}
+		<-block
+		return v, nil
+	})
+	go q.Submit(context.Background(), "", 1, 1)
+	for q.Len() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := q.Submit(ctx, "", 1, 2)
+	if !errors.Is(err, ErrExpired) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want ErrExpired wrapping DeadlineExceeded", err)
+	}
+	close(block)
+	q.Close()
+	if ran.Load() != 0 {
+		t.Fatal("an expired request was run")
+	}
+}
+
+func TestCloseDrainsAndRefuses(t *testing.T) {
+	q := New(Options{MaxBatchSize: 4, MaxQueueDelay: time.Second, MaxQueueSize: 10}, 2,
+		func(v []int) ([]int, error) { return v, nil })
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got, err := q.Submit(context.Background(), "", 1, i); err != nil || got != i {
+				t.Errorf("got %d, %v", got, err)
+			}
+		}()
+	}
+	for q.Len() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	q.Close() // must not wait out the 1 s delay
+	wg.Wait()
+	if _, err := q.Submit(context.Background(), "", 1, 9); !errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want ErrClosed", err)
+	}
+}
+
+func TestRunnerPanicBecomesError(t *testing.T) {
+	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 1}, 1, func(v []int) ([]int, error) { panic("boom") })
+	defer q.Close()
+	if _, err := q.Submit(context.Background(), "", 1, 1); err == nil {
+		t.Fatal("want an error from a panicking runner")
+	}
+}
