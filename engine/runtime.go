@@ -4,7 +4,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -144,6 +143,3 @@ func (r *Runtime) Library() string { return r.library }
 
 // Version is the ONNX Runtime version string reported by the library.
 func (r *Runtime) Version() string { return r.version }
-
-// ErrClosed is returned for requests to a model that has been closed.
-var ErrClosed = errors.New("model is closed")

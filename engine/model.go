@@ -1,0 +1,448 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/VictoriaMetrics/metrics"
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/aiassist/aiassist/engine/batch"
+)
+
+// Errors a caller maps to responses. Validation errors wrap ErrInvalidInput.
+var (
+	ErrInvalidInput = errors.New("invalid input")
+	ErrQueueFull    = batch.ErrQueueFull
+	ErrExpired      = batch.ErrExpired
+	ErrClosed       = batch.ErrClosed
+)
+
+// IOInfo describes a model input or output as the model declares it.
+// A dimension of -1 is dynamic.
+type IOInfo struct {
+	Name     string
+	DataType DataType
+	Shape    []int64
+}
+
+// BatchOptions configures dynamic batching of a tensor model.
+type BatchOptions struct {
+	Enabled       bool
+	MaxBatchSize  int
+	MaxQueueDelay time.Duration
+	MaxQueueSize  int
+}
+
+// TensorModelOptions configures LoadTensorModel.
+type TensorModelOptions struct {
+	Name           string
+	Path           string
+	Instances      int
+	IntraOpThreads int
+	InterOpThreads int
+	Batching       BatchOptions
+	// Metrics receives the model's series; nil keeps them unexported.
+	Metrics *metrics.Set
+}
+
+// TensorModel is an ONNX graph served with KServe-style tensors. Requests
+// go through a bounded queue; with batching on, compatible requests are
+// concatenated along dimension 0 and run as one.
+type TensorModel struct {
+	opts      TensorModelOptions
+	inputs    []IOInfo
+	outputs   []IOInfo
+	batched   bool
+	sessions  []*ort.DynamicAdvancedSession
+	free      chan *ort.DynamicAdvancedSession
+	queue     *batch.Queue[*request, []Tensor]
+	batchSize *metrics.PrometheusHistogram
+	inferTime *metrics.PrometheusHistogram
+	loadTime  time.Duration
+}
+
+type request struct {
+	inputs []Tensor // in model input order
+	rows   int64
+}
+
+// batchBuckets are powers of two; batch sizes are counts of rows.
+var batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+
+// LatencyBuckets suit inference and request durations in seconds.
+var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// LoadTensorModel opens opts.Instances sessions of the model at opts.Path.
+func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error) {
+	if rt == nil {
+		return nil, errors.New("ONNX Runtime is not initialised")
+	}
+	start := time.Now()
+	opts.Instances = max(opts.Instances, 1)
+	ins, outs, err := ort.GetInputOutputInfo(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load model %q from %q: %w", opts.Name, opts.Path, err)
+	}
+	m := &TensorModel{opts: opts}
+	if m.inputs, err = describe(ins); err != nil {
+		return nil, fmt.Errorf("model %q input: %w", opts.Name, err)
+	}
+	if m.outputs, err = describe(outs); err != nil {
+		return nil, fmt.Errorf("model %q output: %w", opts.Name, err)
+	}
+	m.batched = opts.Batching.Enabled && opts.Batching.MaxBatchSize > 1 && dynamicFirstDim(m.inputs) && dynamicFirstDim(m.outputs)
+
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	if err := so.SetIntraOpNumThreads(max(opts.IntraOpThreads, 1)); err != nil {
+		return nil, err
+	}
+	if err := so.SetInterOpNumThreads(max(opts.InterOpThreads, 1)); err != nil {
+		return nil, err
+	}
+	m.free = make(chan *ort.DynamicAdvancedSession, opts.Instances)
+	for range opts.Instances {
+		s, err := ort.NewDynamicAdvancedSession(opts.Path, names(m.inputs), names(m.outputs), so)
+		if err != nil {
+			m.destroySessions()
+			return nil, fmt.Errorf("cannot open a session for model %q: %w", opts.Name, err)
+		}
+		m.sessions = append(m.sessions, s)
+		m.free <- s
+	}
+	qo := batch.Options{MaxBatchSize: 1, MaxQueueSize: opts.Batching.MaxQueueSize}
+	if m.batched {
+		qo.MaxBatchSize = opts.Batching.MaxBatchSize
+		qo.MaxQueueDelay = opts.Batching.MaxQueueDelay
+	}
+	if qo.MaxQueueSize < 1 {
+		qo.MaxQueueSize = 1024
+	}
+	m.queue = batch.New(qo, opts.Instances, m.runBatch)
+	m.loadTime = time.Since(start)
+	if set := opts.Metrics; set != nil {
+		label := `{model=` + strconv.Quote(opts.Name) + `}`
+		m.batchSize = set.NewPrometheusHistogramExt("aiassist_batch_size"+label, batchBuckets)
+		m.inferTime = set.NewPrometheusHistogramExt("aiassist_inference_duration_seconds"+label, LatencyBuckets)
+		set.NewGauge("aiassist_queue_depth"+label, func() float64 { return float64(m.queue.Len()) })
+		set.NewGauge("aiassist_model_instances"+label, func() float64 { return float64(opts.Instances) })
+		loaded := m.loadTime.Seconds()
+		set.NewGauge("aiassist_model_load_seconds"+label, func() float64 { return loaded })
+	}
+	return m, nil
+}
+
+func describe(infos []ort.InputOutputInfo) ([]IOInfo, error) {
+	out := make([]IOInfo, 0, len(infos))
+	for _, in := range infos {
+		if in.OrtValueType != ort.ONNXTypeTensor {
+			return nil, fmt.Errorf("%q is a %s; only tensors are supported", in.Name, in.OrtValueType)
+		}
+		dt, ok := dataTypeFromORT(in.DataType)
+		if !ok {
+			return nil, fmt.Errorf("%q has element type %s, which is not supported", in.Name, in.DataType)
+		}
+		out = append(out, IOInfo{Name: in.Name, DataType: dt, Shape: slices.Clone([]int64(in.Dimensions))})
+	}
+	return out, nil
+}
+
+func dynamicFirstDim(infos []IOInfo) bool {
+	for _, in := range infos {
+		if len(in.Shape) == 0 || in.Shape[0] >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func names(infos []IOInfo) []string {
+	out := make([]string, len(infos))
+	for i, in := range infos {
+		out[i] = in.Name
+	}
+	return out
+}
+
+// Name is the configured model name.
+func (m *TensorModel) Name() string { return m.opts.Name }
+
+// Path is the ONNX file the model was loaded from.
+func (m *TensorModel) Path() string { return m.opts.Path }
+
+// Inputs describes the model's inputs.
+func (m *TensorModel) Inputs() []IOInfo { return m.inputs }
+
+// Outputs describes the model's outputs.
+func (m *TensorModel) Outputs() []IOInfo { return m.outputs }
+
+// Batched reports whether requests are batched dynamically.
+func (m *TensorModel) Batched() bool { return m.batched }
+
+// MaxBatchSize is the largest batch a request may carry, or 0 if the
+// model's first dimension is not a batch dimension.
+func (m *TensorModel) MaxBatchSize() int {
+	if m.batched {
+		return m.opts.Batching.MaxBatchSize
+	}
+	return 0
+}
+
+// LoadTime is how long opening the model took.
+func (m *TensorModel) LoadTime() time.Duration { return m.loadTime }
+
+// Options returns the options the model was loaded with.
+func (m *TensorModel) Options() TensorModelOptions { return m.opts }
+
+// Infer runs the model on inputs and returns the outputs named in outputs
+// (all outputs if none are named), waiting in the queue at most until ctx
+// ends. The input tensors' data must not be changed until Infer returns.
+func (m *TensorModel) Infer(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
+	req, key, err := m.prepare(inputs)
+	if err != nil {
+		return nil, err
+	}
+	want, err := m.selectOutputs(outputs)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.queue.Submit(ctx, key, int(req.rows), req)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Tensor, len(want))
+	for i, idx := range want {
+		out[i] = res[idx]
+	}
+	return out, nil
+}
+
+func (m *TensorModel) selectOutputs(requested []string) ([]int, error) {
+	if len(requested) == 0 {
+		idx := make([]int, len(m.outputs))
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx, nil
+	}
+	idx := make([]int, 0, len(requested))
+	for _, name := range requested {
+		i := slices.IndexFunc(m.outputs, func(o IOInfo) bool { return o.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("%w: model %q has no output %q; it has %s", ErrInvalidInput, m.opts.Name, name, strings.Join(names(m.outputs), ", "))
+		}
+		idx = append(idx, i)
+	}
+	return idx, nil
+}
+
+// prepare orders and checks the inputs against the model and computes the
+// batching key: requests batch together only if every non-batch dimension
+// agrees.
+func (m *TensorModel) prepare(inputs []Tensor) (*request, string, error) {
+	if len(inputs) != len(m.inputs) {
+		return nil, "", fmt.Errorf("%w: model %q takes %d inputs (%s), got %d", ErrInvalidInput, m.opts.Name, len(m.inputs), strings.Join(names(m.inputs), ", "), len(inputs))
+	}
+	req := &request{inputs: make([]Tensor, len(m.inputs)), rows: -1}
+	var key strings.Builder
+	for i, want := range m.inputs {
+		j := slices.IndexFunc(inputs, func(t Tensor) bool { return t.Name == want.Name })
+		if j < 0 {
+			return nil, "", fmt.Errorf("%w: model %q needs input %q", ErrInvalidInput, m.opts.Name, want.Name)
+		}
+		t := inputs[j]
+		if err := t.Validate(); err != nil {
+			return nil, "", fmt.Errorf("%w: %w", ErrInvalidInput, err)
+		}
+		if t.DataType != want.DataType {
+			return nil, "", fmt.Errorf("%w: input %q must be %s, got %s", ErrInvalidInput, want.Name, want.DataType, t.DataType)
+		}
+		if len(t.Shape) != len(want.Shape) {
+			return nil, "", fmt.Errorf("%w: input %q must have shape %s, got %v", ErrInvalidInput, want.Name, shapeString(want.Shape), t.Shape)
+		}
+		for d, n := range want.Shape {
+			if n >= 0 && t.Shape[d] != n {
+				return nil, "", fmt.Errorf("%w: input %q must have shape %s, got %v", ErrInvalidInput, want.Name, shapeString(want.Shape), t.Shape)
+			}
+		}
+		if len(t.Data) == 0 {
+			return nil, "", fmt.Errorf("%w: input %q is empty", ErrInvalidInput, want.Name)
+		}
+		if m.batched {
+			if req.rows >= 0 && t.Shape[0] != req.rows {
+				return nil, "", fmt.Errorf("%w: inputs disagree on the batch dimension: %q has %d rows, others %d", ErrInvalidInput, want.Name, t.Shape[0], req.rows)
+			}
+			req.rows = t.Shape[0]
+			fmt.Fprint(&key, t.Shape[1:], ";")
+		}
+		req.inputs[i] = t
+	}
+	if !m.batched {
+		req.rows = 1
+	} else if req.rows > int64(m.opts.Batching.MaxBatchSize) {
+		return nil, "", fmt.Errorf("%w: batch of %d rows exceeds max_batch_size %d of model %q", ErrInvalidInput, req.rows, m.opts.Batching.MaxBatchSize, m.opts.Name)
+	}
+	return req, key.String(), nil
+}
+
+func shapeString(shape []int64) string {
+	parts := make([]string, len(shape))
+	for i, d := range shape {
+		if d < 0 {
+			parts[i] = "-1"
+		} else {
+			parts[i] = strconv.FormatInt(d, 10)
+		}
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// runBatch concatenates the requests along dimension 0, runs one session
+// and splits the outputs back. It runs on a queue worker.
+func (m *TensorModel) runBatch(reqs []*request) ([][]Tensor, error) {
+	var total int64
+	for _, r := range reqs {
+		total += r.rows
+	}
+	inputs := make([]ort.Value, len(m.inputs))
+	defer func() {
+		for _, v := range inputs {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	for i, info := range m.inputs {
+		var shape []int64
+		var data []byte
+		if len(reqs) == 1 {
+			shape, data = reqs[0].inputs[i].Shape, reqs[0].inputs[i].Data
+		} else {
+			shape = slices.Clone(reqs[0].inputs[i].Shape)
+			shape[0] = total
+			size := 0
+			for _, r := range reqs {
+				size += len(r.inputs[i].Data)
+			}
+			data = make([]byte, 0, size)
+			for _, r := range reqs {
+				data = append(data, r.inputs[i].Data...)
+			}
+		}
+		v, err := ort.NewCustomDataTensor(ort.NewShape(shape...), data, ortTypes[info.DataType])
+		if err != nil {
+			return nil, fmt.Errorf("cannot build input %q: %w", info.Name, err)
+		}
+		inputs[i] = v
+	}
+	outputs := make([]ort.Value, len(m.outputs))
+	defer func() {
+		for _, v := range outputs {
+			if v != nil {
+				v.Destroy()
+			}
+		}
+	}()
+	session := <-m.free
+	start := time.Now()
+	err := session.Run(inputs, outputs)
+	m.free <- session
+	if m.inferTime != nil {
+		m.inferTime.UpdateDuration(start)
+		m.batchSize.Update(float64(total))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", m.opts.Name, err)
+	}
+	results := make([][]Tensor, len(reqs))
+	for i := range results {
+		results[i] = make([]Tensor, len(m.outputs))
+	}
+	for o, v := range outputs {
+		t, err := tensorFromValue(m.outputs[o].Name, v)
+		if err != nil {
+			return nil, err
+		}
+		if len(reqs) == 1 {
+			results[0][o] = t
+			continue
+		}
+		if len(t.Shape) == 0 || t.Shape[0] != total {
+			return nil, fmt.Errorf("model %q: output %q has shape %v, not %d rows; it cannot be batched (set batching.enabled: false)", m.opts.Name, t.Name, t.Shape, total)
+		}
+		rowBytes := int64(len(t.Data)) / total
+		var off int64
+		for i, r := range reqs {
+			shape := slices.Clone(t.Shape)
+			shape[0] = r.rows
+			n := r.rows * rowBytes
+			results[i][o] = Tensor{Name: t.Name, DataType: t.DataType, Shape: shape, Data: t.Data[off : off+n : off+n]}
+			off += n
+		}
+	}
+	return results, nil
+}
+
+// tensorFromValue views an output ONNX Runtime allocated as bytes. The
+// typed tensors keep their data in Go memory, which stays valid after the
+// ORT value is destroyed.
+func tensorFromValue(name string, v ort.Value) (Tensor, error) {
+	switch t := v.(type) {
+	case *ort.Tensor[float32]:
+		return viewTensor(name, FP32, t), nil
+	case *ort.Tensor[float64]:
+		return viewTensor(name, FP64, t), nil
+	case *ort.Tensor[int32]:
+		return viewTensor(name, Int32, t), nil
+	case *ort.Tensor[int64]:
+		return viewTensor(name, Int64, t), nil
+	case *ort.Tensor[bool]:
+		return viewTensor(name, Bool, t), nil
+	case *ort.Tensor[uint8]:
+		return viewTensor(name, Uint8, t), nil
+	case *ort.Tensor[int8]:
+		return viewTensor(name, Int8, t), nil
+	case *ort.Tensor[int16]:
+		return viewTensor(name, Int16, t), nil
+	case *ort.Tensor[uint16]:
+		return viewTensor(name, Uint16, t), nil
+	case *ort.Tensor[uint32]:
+		return viewTensor(name, Uint32, t), nil
+	case *ort.Tensor[uint64]:
+		return viewTensor(name, Uint64, t), nil
+	}
+	return Tensor{}, fmt.Errorf("output %q has an unsupported type %T", name, v)
+}
+
+func viewTensor[T ort.TensorData](name string, dt DataType, t *ort.Tensor[T]) Tensor {
+	d := t.GetData()
+	var b []byte
+	if len(d) > 0 {
+		b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(d))), len(d)*dt.Size())
+	}
+	return Tensor{Name: name, DataType: dt, Shape: []int64(t.GetShape()), Data: b}
+}
+
+// Close stops taking requests, finishes the queued ones and releases the
+// sessions.
+func (m *TensorModel) Close() {
+	m.queue.Close()
+	m.destroySessions()
+}
+
+func (m *TensorModel) destroySessions() {
+	for _, s := range m.sessions {
+		s.Destroy()
+	}
+	m.sessions = nil
+}
