@@ -30,7 +30,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-
 func demoModel(t testing.TB, static int) (string, *modelgen.MLP) {
 	t.Helper()
 	mlp := modelgen.DemoMLP()

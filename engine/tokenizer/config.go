@@ -25,7 +25,8 @@ type addedToken struct {
 
 type modelConfig struct {
 	Type                    string            `json:"type"`
-	Vocab                   map[string]int    `json:"vocab"`
+	Vocab                   map[string]int    `json:"-"`
+	RawVocab                json.RawMessage   `json:"vocab"`
 	Merges                  []json.RawMessage `json:"merges"`
 	UnkToken                *string           `json:"unk_token"`
 	Dropout                 *float64          `json:"dropout"`

@@ -51,6 +51,21 @@ func Parse(data []byte) (*Tokenizer, error) {
 	}
 	t := &Tokenizer{vocab: make(map[string]int, len(f.Model.Vocab)+len(f.AddedTokens))}
 	var err error
+	if f.Model.Type == "" {
+		// Older files leave the model type out; Rust tells them apart by
+		// their fields.
+		if f.Model.Merges != nil {
+			f.Model.Type = "BPE"
+		} else if f.Model.ContinuingSubwordPrefix != nil {
+			f.Model.Type = "WordPiece"
+		}
+	}
+	switch f.Model.Type {
+	case "BPE", "WordPiece":
+		if err = json.Unmarshal(f.Model.RawVocab, &f.Model.Vocab); err != nil {
+			return nil, fmt.Errorf("model: vocab: %w", err)
+		}
+	}
 	switch f.Model.Type {
 	case "BPE":
 		t.model, err = newBPE(&f.Model)
