@@ -1,0 +1,277 @@
+// Package api serves the HTTP API with fasthttp: KServe v2 tensor
+// inference, health, and metrics. It reads everything it serves from a
+// State snapshot that the daemon swaps on reload.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/aiassist/aiassist/daemon/observe"
+	"github.com/aiassist/aiassist/engine"
+)
+
+// State is what one configuration generation serves. It is never changed
+// after the daemon publishes it.
+type State struct {
+	Generation     uint64
+	Models         map[string]*engine.TensorModel
+	RequestTimeout time.Duration
+	// MetricsPath is where metrics are served; "" turns them off.
+	MetricsPath string
+	AccessLog   bool
+}
+
+// Options configures a Server.
+type Options struct {
+	// Acquire returns the current state and a function to call when the
+	// request is done with it, so a reload can wait for in-flight requests.
+	Acquire func() (*State, func())
+	// Ready reports whether the daemon serves (false while starting and
+	// stopping).
+	Ready   func() bool
+	Logger  *slog.Logger
+	Metrics *metrics.Set
+	Version string
+}
+
+// Server handles requests. It holds no configuration of its own.
+type Server struct {
+	opts     Options
+	requests *observe.Requests
+	access   observe.AccessLog
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New returns a Server.
+func New(opts Options) *Server {
+	var p [4]byte
+	rand.Read(p[:])
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
+	}
+	return &Server{opts: opts, requests: observe.NewRequests(opts.Metrics), access: observe.AccessLog{Logger: opts.Logger}, idPrefix: hex.EncodeToString(p[:]) + "-"}
+}
+
+// call is what the access log and metrics learn about one request.
+type call struct {
+	route  string
+	model  string
+	reason string
+}
+
+// Handler is the fasthttp request handler.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	st, release := s.opts.Acquire()
+	defer release()
+	id := s.requestID(ctx)
+	ctx.Response.Header.Set("X-Request-Id", id)
+	c := &call{}
+	if err := s.route(ctx, st, c); err != nil {
+		e := errorFrom(err)
+		c.reason = e.Code
+		writeError(ctx, e)
+	}
+	d := time.Since(start)
+	status := ctx.Response.StatusCode()
+	if c.route != "" {
+		s.requests.Observe(c.route, c.model, status, c.reason, d)
+	}
+	if st.AccessLog {
+		s.access.Log(observe.Entry{
+			RequestID: id, Method: string(ctx.Method()), Path: string(ctx.Path()), Route: c.route, Model: c.model,
+			Status: status, Reason: c.reason, Duration: d, Remote: ctx.RemoteIP().String(),
+			BytesIn: len(ctx.Request.Body()), BytesOut: len(ctx.Response.Body()),
+		})
+	}
+}
+
+// requestID keeps a caller's X-Request-Id when it is sane, so logs can be
+// joined across hops, and makes one up otherwise.
+func (s *Server) requestID(ctx *fasthttp.RequestCtx) string {
+	if id := ctx.Request.Header.Peek("X-Request-Id"); len(id) > 0 && len(id) <= 128 {
+		ok := true
+		for _, c := range id {
+			if c <= ' ' || c > '~' || c == '"' || c == '\\' {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return string(id)
+		}
+	}
+	return s.idPrefix + strconv.FormatUint(s.idSeq.Add(1), 36)
+}
+
+// ErrorHandler answers errors fasthttp meets before the handler runs, in
+// the same JSON shape; fasthttp would otherwise send 400 for a body that is
+// too large.
+func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var e *Error
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		e = newError(fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large", "request body is larger than server.max_body_bytes")
+	} else {
+		e = newError(fasthttp.StatusBadRequest, "invalid_request_error", "bad_request", "cannot parse the HTTP request: "+err.Error())
+	}
+	writeError(ctx, e)
+	ctx.SetConnectionClose()
+	s.requests.Observe("", "", e.Status, e.Code, 0)
+}
+
+func (s *Server) route(ctx *fasthttp.RequestCtx, st *State, c *call) error {
+	path := string(ctx.Path())
+	switch {
+	case st.MetricsPath != "" && path == st.MetricsPath:
+		c.route = "metrics"
+		if err := allow(ctx, "GET"); err != nil {
+			return err
+		}
+		ctx.SetContentType("text/plain; version=0.0.4")
+		metrics.WritePrometheus(ctx, true)
+		return nil
+	case path == "/v2/health/live":
+		c.route = path
+		if err := allow(ctx, "GET"); err != nil {
+			return err
+		}
+		return writeJSON(ctx, 200, map[string]bool{"live": true})
+	case path == "/v2/health/ready":
+		c.route = path
+		if err := allow(ctx, "GET"); err != nil {
+			return err
+		}
+		ready := s.opts.Ready == nil || s.opts.Ready()
+		status := 200
+		if !ready {
+			status = fasthttp.StatusServiceUnavailable
+		}
+		return writeJSON(ctx, status, map[string]bool{"ready": ready})
+	case path == "/v2":
+		c.route = path
+		if err := allow(ctx, "GET"); err != nil {
+			return err
+		}
+		return writeJSON(ctx, 200, map[string]any{"name": "aiassist", "version": s.opts.Version, "extensions": []string{"binary_tensor_data"}})
+	case strings.HasPrefix(path, "/v2/models/"):
+		return s.routeModel(ctx, st, c, strings.TrimPrefix(path, "/v2/models/"))
+	}
+	c.route = "other"
+	return newError(fasthttp.StatusNotFound, "not_found_error", "not_found", "no route for "+strconv.Quote(path))
+}
+
+// routeModel serves /v2/models/{name}[/versions/{v}][/ready|/infer].
+func (s *Server) routeModel(ctx *fasthttp.RequestCtx, st *State, c *call, rest string) error {
+	name, action, _ := strings.Cut(rest, "/")
+	if strings.HasPrefix(action, "versions/") {
+		// Every model has the one version "1".
+		parts := strings.SplitN(action, "/", 3)
+		if len(parts) < 2 || parts[1] != "1" {
+			c.route = "/v2/models/{name}/versions"
+			return newError(fasthttp.StatusNotFound, "not_found_error", "version_not_found", "only version \"1\" is served")
+		}
+		action = ""
+		if len(parts) == 3 {
+			action = parts[2]
+		}
+	}
+	m := st.Models[name]
+	if m != nil {
+		c.model = name
+	}
+	switch action {
+	case "":
+		c.route = "/v2/models/{name}"
+		if err := allow(ctx, "GET"); err != nil {
+			return err
+		}
+		if m == nil {
+			return modelNotFound(name)
+		}
+		return writeJSON(ctx, 200, describeModel(m))
+	case "ready":
+		c.route = "/v2/models/{name}/ready"
+		if err := allow(ctx, "GET"); err != nil {
+			return err
+		}
+		if m == nil {
+			return modelNotFound(name)
+		}
+		return writeJSON(ctx, 200, map[string]any{"name": name, "ready": true})
+	case "infer":
+		c.route = "/v2/models/{name}/infer"
+		if err := allow(ctx, "POST"); err != nil {
+			return err
+		}
+		if m == nil {
+			return modelNotFound(name)
+		}
+		return s.infer(ctx, st, m)
+	}
+	c.route = "other"
+	return newError(fasthttp.StatusNotFound, "not_found_error", "not_found", "no route for "+strconv.Quote(string(ctx.Path())))
+}
+
+func (s *Server) infer(ctx *fasthttp.RequestCtx, st *State, m *engine.TensorModel) error {
+	headerLen := -1
+	if h := ctx.Request.Header.Peek(InferenceHeaderLength); len(h) > 0 {
+		n, err := strconv.Atoi(string(h))
+		if err != nil || n < 0 {
+			return badRequest(InferenceHeaderLength + " must be a non-negative integer")
+		}
+		headerLen = n
+	}
+	req, err := decodeInferRequest(ctx.Request.Body(), headerLen)
+	if err != nil {
+		return badRequest(err.Error())
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), st.RequestTimeout)
+	defer cancel()
+	outs, err := m.Infer(rctx, req.Inputs, req.Outputs)
+	if err != nil {
+		return err
+	}
+	body, hl := encodeInferResponse(m.Name(), req.ID, outs, req)
+	if hl >= 0 {
+		ctx.Response.Header.Set(InferenceHeaderLength, strconv.Itoa(hl))
+		ctx.SetContentType("application/octet-stream")
+	} else {
+		ctx.SetContentType("application/json")
+	}
+	ctx.SetBody(body)
+	return nil
+}
+
+func allow(ctx *fasthttp.RequestCtx, method string) error {
+	m := string(ctx.Method())
+	if m == method || (method == "GET" && m == "HEAD") {
+		return nil
+	}
+	ctx.Response.Header.Set("Allow", method)
+	e := newError(fasthttp.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "use "+method+" for "+string(ctx.Path()))
+	return e
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+	return nil
+}

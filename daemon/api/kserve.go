@@ -1,0 +1,236 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/aiassist/aiassist/engine"
+)
+
+// InferenceHeaderLength is the KServe binary tensor extension's header: the
+// body starts with this many bytes of JSON, then raw tensor data follows.
+const InferenceHeaderLength = "Inference-Header-Content-Length"
+
+type inferInput struct {
+	Name       string          `json:"name"`
+	Shape      []int64         `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+}
+
+type inferOutputRequest struct {
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+type inferRequest struct {
+	ID         string               `json:"id,omitempty"`
+	Parameters map[string]any       `json:"parameters,omitempty"`
+	Inputs     []inferInput         `json:"inputs"`
+	Outputs    []inferOutputRequest `json:"outputs,omitempty"`
+}
+
+// decodedRequest is a v2 inference request ready for the engine.
+type decodedRequest struct {
+	ID         string
+	Inputs     []engine.Tensor
+	Outputs    []string
+	BinaryOut  map[string]bool // outputs to send as binary data
+	AllBinary  bool
+	HasOutputs bool
+}
+
+// maxTensorElements bounds a single tensor so that a tiny request cannot
+// ask for a huge allocation.
+const maxTensorElements = 1 << 28
+
+// decodeInferRequest parses a KServe v2 REST inference body. headerLen is
+// the Inference-Header-Content-Length value, or -1 when the body is plain
+// JSON.
+func decodeInferRequest(body []byte, headerLen int) (*decodedRequest, error) {
+	header, binary := body, []byte(nil)
+	if headerLen >= 0 {
+		if headerLen > len(body) {
+			return nil, fmt.Errorf("%s is %d but the body has %d bytes", InferenceHeaderLength, headerLen, len(body))
+		}
+		header, binary = body[:headerLen], body[headerLen:]
+	}
+	var req inferRequest
+	dec := json.NewDecoder(bytes.NewReader(header))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf("invalid inference request JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("invalid inference request JSON: trailing data after the object")
+	}
+	if len(req.Inputs) == 0 {
+		return nil, fmt.Errorf("request has no inputs")
+	}
+	out := &decodedRequest{ID: req.ID, BinaryOut: map[string]bool{}}
+	out.AllBinary = boolParam(req.Parameters, "binary_data_output")
+	seen := map[string]bool{}
+	for i, in := range req.Inputs {
+		if in.Name == "" {
+			return nil, fmt.Errorf("inputs[%d] has no name", i)
+		}
+		if seen[in.Name] {
+			return nil, fmt.Errorf("input %q is given twice", in.Name)
+		}
+		seen[in.Name] = true
+		dt, ok := engine.ParseDataType(in.Datatype)
+		if !ok {
+			return nil, fmt.Errorf("input %q: unsupported datatype %q (BOOL, UINT8..UINT64, INT8..INT64, FP32, FP64)", in.Name, in.Datatype)
+		}
+		n := int64(1)
+		for _, d := range in.Shape {
+			if d < 0 {
+				return nil, fmt.Errorf("input %q: shape %v has a negative dimension", in.Name, in.Shape)
+			}
+			if d != 0 && n > maxTensorElements/d {
+				return nil, fmt.Errorf("input %q: shape %v has more than %d elements", in.Name, in.Shape, maxTensorElements)
+			}
+			n *= d
+		}
+		if in.Shape == nil {
+			return nil, fmt.Errorf("input %q has no shape", in.Name)
+		}
+		t := engine.Tensor{Name: in.Name, DataType: dt, Shape: in.Shape}
+		if size, ok := intParam(in.Parameters, "binary_data_size"); ok {
+			if len(in.Data) > 0 {
+				return nil, fmt.Errorf("input %q has both data and binary_data_size", in.Name)
+			}
+			if size != n*int64(dt.Size()) {
+				return nil, fmt.Errorf("input %q: binary_data_size %d does not match shape %v of %s (%d bytes)", in.Name, size, in.Shape, dt, n*int64(dt.Size()))
+			}
+			if size > int64(len(binary)) {
+				return nil, fmt.Errorf("input %q: binary_data_size %d is more than the %d bytes left in the body", in.Name, size, len(binary))
+			}
+			t.Data, binary = binary[:size], binary[size:]
+		} else {
+			if len(in.Data) == 0 {
+				return nil, fmt.Errorf("input %q has no data", in.Name)
+			}
+			data, err := decodeData(in.Data, dt, n)
+			if err != nil {
+				return nil, fmt.Errorf("input %q: %v", in.Name, err)
+			}
+			t.Data = data
+		}
+		out.Inputs = append(out.Inputs, t)
+	}
+	if len(binary) != 0 {
+		return nil, fmt.Errorf("%d bytes of binary data are not claimed by any input's binary_data_size", len(binary))
+	}
+	for i, o := range req.Outputs {
+		if o.Name == "" {
+			return nil, fmt.Errorf("outputs[%d] has no name", i)
+		}
+		out.Outputs = append(out.Outputs, o.Name)
+		if boolParam(o.Parameters, "binary_data") {
+			out.BinaryOut[o.Name] = true
+		}
+	}
+	return out, nil
+}
+
+func boolParam(p map[string]any, name string) bool {
+	v, _ := p[name].(bool)
+	return v
+}
+
+func intParam(p map[string]any, name string) (int64, bool) {
+	v, ok := p[name]
+	if !ok {
+		return 0, false
+	}
+	f, ok := v.(float64)
+	if !ok || f < 0 || f != float64(int64(f)) {
+		return -1, true
+	}
+	return int64(f), true
+}
+
+// encodeInferResponse writes the v2 response. Outputs asked for as binary
+// go after the JSON header; the returned headerLen is then the header's
+// length, else -1.
+func encodeInferResponse(model, id string, outs []engine.Tensor, req *decodedRequest) (body []byte, headerLen int) {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"model_name":`...)
+	b = appendString(b, model)
+	b = append(b, `,"model_version":"1"`...)
+	if id != "" {
+		b = append(b, `,"id":`...)
+		b = appendString(b, id)
+	}
+	b = append(b, `,"outputs":[`...)
+	var tail []byte
+	binaryOut := false
+	for i, t := range outs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendString(b, t.Name)
+		b = append(b, `,"datatype":"`...)
+		b = append(b, t.DataType...)
+		b = append(b, `","shape":[`...)
+		for j, d := range t.Shape {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, d, 10)
+		}
+		b = append(b, ']')
+		if req.AllBinary || req.BinaryOut[t.Name] {
+			binaryOut = true
+			b = append(b, `,"parameters":{"binary_data_size":`...)
+			b = strconv.AppendInt(b, int64(len(t.Data)), 10)
+			b = append(b, '}')
+			tail = append(tail, t.Data...)
+		} else {
+			b = append(b, `,"data":`...)
+			b = appendData(b, t)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, "]}"...)
+	if !binaryOut {
+		return b, -1
+	}
+	headerLen = len(b)
+	return append(b, tail...), headerLen
+}
+
+func appendString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
+
+type tensorMetadata struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+type modelMetadata struct {
+	Name     string           `json:"name"`
+	Versions []string         `json:"versions"`
+	Platform string           `json:"platform"`
+	Inputs   []tensorMetadata `json:"inputs"`
+	Outputs  []tensorMetadata `json:"outputs"`
+}
+
+func describeModel(m *engine.TensorModel) modelMetadata {
+	conv := func(infos []engine.IOInfo) []tensorMetadata {
+		out := make([]tensorMetadata, len(infos))
+		for i, in := range infos {
+			out[i] = tensorMetadata{Name: in.Name, Datatype: string(in.DataType), Shape: in.Shape}
+		}
+		return out
+	}
+	return modelMetadata{Name: m.Name(), Versions: []string{"1"}, Platform: "onnxruntime_onnx", Inputs: conv(m.Inputs()), Outputs: conv(m.Outputs())}
+}
