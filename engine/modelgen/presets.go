@@ -34,12 +34,18 @@ type Preset struct {
 	// examples/models; big models are generated at benchmark time instead.
 	Committed bool
 	Build     func() *onnxpb.ModelProto
+	// Files returns further files to write beside model.onnx, such as a
+	// tokenizer, by file name; nil means none.
+	Files func() map[string][]byte
 }
 
 var presets = []Preset{
-	{"demo-mlp", true, func() *onnxpb.ModelProto { return DemoMLP().Model(MLPOptions{Name: "demo-mlp"}) }},
-	{"types", true, TypesModel},
-	{"big-mlp", false, func() *onnxpb.ModelProto { return BigMLP().Model(MLPOptions{Name: "big-mlp"}) }},
+	{Name: "demo-mlp", Committed: true, Build: func() *onnxpb.ModelProto { return DemoMLP().Model(MLPOptions{Name: "demo-mlp"}) }},
+	{Name: "types", Committed: true, Build: TypesModel},
+	{Name: "tiny-llama", Committed: true,
+		Build: func() *onnxpb.ModelProto { return TinyLlama().Model() },
+		Files: func() map[string][]byte { return TinyLlama().Files() }},
+	{Name: "big-mlp", Committed: false, Build: func() *onnxpb.ModelProto { return BigMLP().Model(MLPOptions{Name: "big-mlp"}) }},
 }
 
 // Presets returns the example models in a fixed order.

@@ -1,28 +1,27 @@
 // Command genmodels writes the example ONNX models to a directory, as
-// DIR/<name>/model.onnx.
+// DIR/<name>/model.onnx plus, for tiny-llama, its config and tokenizer files.
 //
-//	go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types
+//	go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types,llama
 //	go run ./engine/modelgen/cmd/genmodels -out /tmp/models -which big
 //
-// -which takes a comma-separated list of demo, types, big or all.
+// -which takes a comma-separated list of demo, types, llama, big or all.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/aiassist/aiassist/engine/modelgen"
 )
 
 // aliases maps the short names -which accepts to preset names.
-var aliases = map[string]string{"demo": "demo-mlp", "big": "big-mlp"}
+var aliases = map[string]string{"demo": "demo-mlp", "big": "big-mlp", "llama": "tiny-llama"}
 
 func main() {
 	out := flag.String("out", "examples/models", "directory to write DIR/<model>/model.onnx into")
-	which := flag.String("which", "demo,types", "comma-separated models to write: demo, types, big or all")
+	which := flag.String("which", "demo,types,llama", "comma-separated models to write: demo, types, llama, big or all")
 	flag.Parse()
 	if err := run(*out, *which); err != nil {
 		fmt.Fprintln(os.Stderr, "genmodels:", err)
@@ -52,14 +51,16 @@ func run(out, which string) error {
 	// Reject typos before writing anything, so a bad flag never leaves a
 	// partly regenerated directory behind.
 	for w := range want {
-		return fmt.Errorf("unknown model %q in -which; use demo, types, big, all or one of %s", w, strings.Join(known, ", "))
+		return fmt.Errorf("unknown model %q in -which; use demo, types, llama, big, all or one of %s", w, strings.Join(known, ", "))
 	}
 	for _, p := range picked {
-		path := filepath.Join(out, p.Name, "model.onnx")
-		if err := modelgen.WriteFile(path, p.Build()); err != nil {
+		paths, err := p.Write(out)
+		for _, path := range paths {
+			fmt.Println("wrote", path)
+		}
+		if err != nil {
 			return err
 		}
-		fmt.Println("wrote", path)
 	}
 	return nil
 }

@@ -31,6 +31,21 @@ func TestRun(t *testing.T) {
 	f("demo", []string{"demo-mlp/model.onnx"}, "")
 	f("demo, types", []string{"demo-mlp/model.onnx", "types/model.onnx"}, "")
 	f("types,demo-mlp", []string{"demo-mlp/model.onnx", "types/model.onnx"}, "")
+	f("llama", []string{"tiny-llama/model.onnx"}, "")
 	// A typo must not leave a partly written directory.
 	f("demo,tpyes", nil, `unknown model "tpyes"`)
+}
+
+// TestRunWritesFolder checks that a model with side files, such as
+// tiny-llama's tokenizer, is written as a whole folder.
+func TestRunWritesFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := run(dir, "llama"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"model.onnx", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"} {
+		if st, err := os.Stat(filepath.Join(dir, "tiny-llama", name)); err != nil || st.Size() == 0 {
+			t.Errorf("tiny-llama/%s: %v", name, err)
+		}
+	}
 }
