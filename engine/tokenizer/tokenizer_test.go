@@ -38,9 +38,6 @@ func sharedDir(t testing.TB) string {
 // tokenizerPaths maps each golden file name to its tokenizer.json.
 func tokenizerPaths(t testing.TB) map[string]string {
 	shared := sharedDir(t)
-	if _, err := os.Stat(shared); err != nil {
-		t.Skipf("shared folder %s is missing (set AIASSIST_SHARED): %v", shared, err)
-	}
 	return map[string]string{
 		"gpt2": filepath.Join(shared, "models/tiny-random-gpt2-fp32/tokenizer.json"),
 		"phi3": filepath.Join(shared, "models/tokenizers/phi3-tokenizer.json"),
@@ -93,10 +90,18 @@ func mustLoad(t testing.TB, name string) *Tokenizer {
 	if tk, ok := loaded[name]; ok {
 		return tk
 	}
+	path := tokenizerPaths(t)[name]
+	v, isVariant := variants[name]
+	if isVariant {
+		path = tokenizerPaths(t)[v.base]
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("%s is missing (is the shared folder beside the repository, or AIASSIST_SHARED set?): %v", path, err)
+	}
 	var tk *Tokenizer
 	var err error
-	if v, ok := variants[name]; ok {
-		data, rerr := os.ReadFile(tokenizerPaths(t)[v.base])
+	if isVariant {
+		data, rerr := os.ReadFile(path)
 		if rerr != nil {
 			t.Fatal(rerr)
 		}
@@ -110,7 +115,7 @@ func mustLoad(t testing.TB, name string) *Tokenizer {
 		}
 		tk, err = Parse(data)
 	} else {
-		tk, err = Load(tokenizerPaths(t)[name])
+		tk, err = Load(path)
 	}
 	if err != nil {
 		t.Fatal(err)
