@@ -19,6 +19,7 @@ type Config struct {
 	Logging      Logging
 	Metrics      Metrics
 	Server       Server
+	Reload       Reload
 	Models       map[string]Model // keyed by Model.Name; never nil
 	DefaultModel string           // "" when unset
 	Path         string           // absolute path of the file this was loaded from
@@ -62,6 +63,12 @@ type Server struct {
 	ShutdownGrace  time.Duration // >= 0
 	ReadTimeout    time.Duration // > 0
 	IdleTimeout    time.Duration // > 0
+}
+
+// Reload configures how the running daemon picks up a changed config.
+type Reload struct {
+	Watch       bool
+	AdminSocket string // "" when unset
 }
 
 // Model is one served model.

@@ -511,6 +511,7 @@ type rawConfig struct {
 	Logging      rawLogging          `json:"logging"`
 	Metrics      rawMetrics          `json:"metrics"`
 	Server       rawServer           `json:"server"`
+	Reload       rawReload           `json:"reload"`
 	Models       map[string]rawModel `json:"models"`
 	DefaultModel string              `json:"default_model"`
 }
@@ -542,6 +543,11 @@ type rawServer struct {
 	ShutdownGrace  string `json:"shutdown_grace"`
 	ReadTimeout    string `json:"read_timeout"`
 	IdleTimeout    string `json:"idle_timeout"`
+}
+
+type rawReload struct {
+	Watch       bool   `json:"watch"`
+	AdminSocket string `json:"admin_socket"`
 }
 
 type rawModel struct {
@@ -605,6 +611,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 		},
 		Logging:      Logging(raw.Logging),
 		Metrics:      Metrics(raw.Metrics),
+		Reload:       Reload(raw.Reload),
 		Models:       make(map[string]Model, len(raw.Models)),
 		DefaultModel: raw.DefaultModel,
 		Path:         abs,

@@ -65,6 +65,10 @@ func TestBad(t *testing.T) {
 		"bad-metrics-path.bad.cue": {
 			`bad-metrics-path.bad.cue:1:16: metrics.path: invalid value "metrics" (out of bound =~"^/")`,
 		},
+		"bad-admin-socket.bad.cue": {
+			`bad-admin-socket.bad.cue:1:24: reload.admin_socket: invalid value "admin.sock" (out of bound =~"^/")`,
+			`bad-admin-socket.bad.cue:1:45: reload.watch: invalid value "yes" (must be bool)`,
+		},
 		"model-not-struct.bad.cue": {
 			"model-not-struct.bad.cue:1:15: models.demo: invalid value 3 (must be struct)",
 		},
@@ -186,6 +190,7 @@ func TestDefaults(t *testing.T) {
 			ReadTimeout:    60 * time.Second,
 			IdleTimeout:    120 * time.Second,
 		},
+		Reload: Reload{Watch: true, AdminSocket: ""},
 		Models: map[string]Model{
 			"demo": {
 				Name:           "demo",
@@ -248,6 +253,7 @@ func TestFull(t *testing.T) {
 			ReadTimeout:    10 * time.Second,
 			IdleTimeout:    90 * time.Minute,
 		}},
+		{"Reload", cfg.Reload, Reload{Watch: false, AdminSocket: "/run/aiassist/admin.sock"}},
 		{"demo", cfg.Models["demo"], Model{
 			Name: "demo", Kind: "tensor", Path: "/srv/models/demo.onnx", Instances: 4, IntraOpThreads: 2,
 			Batching: Batching{Enabled: true, MaxBatchSize: 8, MaxQueueDelay: 500 * time.Microsecond, MaxQueueSize: 64},
