@@ -45,9 +45,10 @@ type Runtime struct {
 
 // Logging configures log output.
 type Logging struct {
-	Level     string // "debug", "info", "warn" or "error"
-	Format    string // "json" or "text"
-	AccessLog bool
+	Level      string // "debug", "info", "warn" or "error"
+	Format     string // "json" or "text"
+	AccessLog  bool
+	LogPrompts bool
 }
 
 // Metrics configures the metrics endpoint.
@@ -74,11 +75,18 @@ type Reload struct {
 // Model is one served model.
 type Model struct {
 	Name           string // the key under models
-	Kind           string // "tensor"
-	Path           string // absolute path of the ONNX file; not checked to exist
+	Kind           string // "tensor" or "causal-lm"
+	Path           string // absolute path of the ONNX file (tensor) or model folder (causal-lm); not checked to exist
 	Instances      int
 	IntraOpThreads int
-	Batching       Batching
+	Batching       Batching // tensor models only; zero for causal-lm
+
+	// The fields below are set for causal-lm models only.
+	MaxSequences  int
+	MaxQueue      int
+	ContextLength int    // 0: the model's own
+	Truncate      string // "error" or "left"
+	ChatTemplate  string // "": the model's own
 }
 
 // Batching configures how concurrent requests to a model are batched.
@@ -89,6 +97,12 @@ type Batching struct {
 	MaxQueueSize  int
 }
 
+// Kinds of models.
+const (
+	KindTensor   = "tensor"
+	KindCausalLM = "causal-lm"
+)
+
 // ModelNames returns the names of the configured models, sorted.
 func (c *Config) ModelNames() []string {
 	names := make([]string, 0, len(c.Models))
@@ -96,5 +110,16 @@ func (c *Config) ModelNames() []string {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	return names
+}
+
+// modelsOfKind returns the names of the configured models of kind, sorted.
+func (c *Config) modelsOfKind(kind string) []string {
+	var names []string
+	for _, name := range c.ModelNames() {
+		if c.Models[name].Kind == kind {
+			names = append(names, name)
+		}
+	}
 	return names
 }

@@ -47,16 +47,28 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("RequestTimeout %v", cfg.Server.RequestTimeout)
 		}
 		for name, m := range cfg.Models {
-			if m.Name != name || m.Kind != "tensor" || !filepath.IsAbs(m.Path) || m.Instances < 1 {
+			if m.Name != name || !filepath.IsAbs(m.Path) || m.Instances < 1 {
 				t.Fatalf("bad model %q: %+v", name, m)
+			}
+			switch m.Kind {
+			case KindTensor:
+				if m.MaxSequences != 0 || m.Truncate != "" {
+					t.Fatalf("tensor model %q with causal-lm fields: %+v", name, m)
+				}
+			case KindCausalLM:
+				if m.MaxSequences < 1 || (m.Truncate != "error" && m.Truncate != "left") || m.Batching != (Batching{}) {
+					t.Fatalf("bad causal-lm model %q: %+v", name, m)
+				}
+			default:
+				t.Fatalf("model %q of kind %q", name, m.Kind)
 			}
 			if m.Batching.MaxQueueDelay < 0 || m.Batching.MaxQueueDelay > maxQueueDelay {
 				t.Fatalf("model %q: MaxQueueDelay %v", name, m.Batching.MaxQueueDelay)
 			}
 		}
 		if cfg.DefaultModel != "" {
-			if _, ok := cfg.Models[cfg.DefaultModel]; !ok {
-				t.Fatalf("DefaultModel %q is not a model", cfg.DefaultModel)
+			if m, ok := cfg.Models[cfg.DefaultModel]; !ok || m.Kind != KindCausalLM {
+				t.Fatalf("DefaultModel %q is not a causal-lm model", cfg.DefaultModel)
 			}
 		}
 	})

@@ -35,6 +35,8 @@ const schemaFilename = "aiassist/schema/config.cue"
 // stays in step with config.cue.
 const durationPattern = `=~"^(0|([0-9]+`
 
+const requiredMsg = "field is required but not present"
+
 const durationExamples = `"250ms", "1.5s" or "1h30m"`
 
 // maxQueueDelay bounds batching.max_queue_delay: a longer wait would hold
@@ -149,6 +151,12 @@ func cueError(filename string, err error, data cue.Value) error {
 		if len(path) > 0 && path[0] == "#Config" {
 			path = path[1:]
 		}
+		if format == "required field missing: %s" && len(args) == 1 {
+			// Said the way checkFields says it, so that the two are
+			// reported once: a model without kind gets both.
+			path = append(slices.Clip(path), fmt.Sprint(args[0]))
+			format = requiredMsg
+		}
 		entries = append(entries, entry{path, format, args, e})
 	}
 
@@ -183,6 +191,9 @@ func cueError(filename string, err error, data cue.Value) error {
 			at = others[0]
 			for _, en := range others {
 				msg := cueerrors.StringWithConfig(en.e, &cueerrors.Config{OmitPath: true})
+				if en.format == requiredMsg {
+					msg = requiredMsg
+				}
 				if strings.Contains(msg, durationPattern) {
 					// The pattern of #Duration says little to an operator.
 					msg = fmt.Sprintf("invalid duration %v: write it like %s", en.args[0], durationExamples)
@@ -208,7 +219,7 @@ func cueError(filename string, err error, data cue.Value) error {
 		}
 		for _, msg := range msgs {
 			if at.format == "field not allowed" {
-				msg += knownFields(at.path)
+				msg += knownFields(data, at.path)
 			}
 			is := Issue{Path: key, Msg: msg}
 			if pos.IsValid() {
@@ -218,13 +229,34 @@ func cueError(filename string, err error, data cue.Value) error {
 		}
 	}
 	if data.Exists() && data.Err() == nil {
-		checkFields(filename, data, configDef, nil, &issues)
+		checkFields(filename, data, data, configDef, nil, &issues)
 	}
+	issues = dropInsideUnknown(issues)
 	if len(issues) == 0 {
 		// Not an error CUE describes in parts; keep it rather than lose it.
 		issues = append(issues, Issue{Filename: filename, Line: 1, Column: 1, Msg: err.Error()})
 	}
 	return newError(issues)
+}
+
+// dropInsideUnknown drops the issues inside a field that is itself not
+// allowed (CUE reports batching.max_batch_size of a causal-lm model as well
+// as batching): removing the outer field fixes them all.
+func dropInsideUnknown(issues []Issue) []Issue {
+	var unknown []string
+	for _, is := range issues {
+		if strings.HasPrefix(is.Msg, "field not allowed") && is.Path != "" {
+			unknown = append(unknown, is.Path+".")
+		}
+	}
+	return slices.DeleteFunc(issues, func(is Issue) bool {
+		for _, u := range unknown {
+			if strings.HasPrefix(is.Path, u) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // foldConflicts turns "conflicting values A and X", "conflicting values B
@@ -315,8 +347,9 @@ func valueAt(data cue.Value, path []string) string {
 }
 
 // knownFields returns a hint naming the fields the schema allows beside the
-// unknown one at path, such as "; known fields here: address, port".
-func knownFields(path []string) string {
+// unknown one at path, such as "; known fields here: address, port". data is
+// the config file, whose model kinds decide which fields a model has.
+func knownFields(data cue.Value, path []string) string {
 	if len(path) == 0 {
 		return ""
 	}
@@ -329,6 +362,10 @@ func knownFields(path []string) string {
 		}
 		if v, err = schemaAt(v, sel); err != nil {
 			return ""
+		}
+		if data.Exists() {
+			data = data.LookupPath(cue.MakePath(sel))
+			v = withKind(v, data)
 		}
 	}
 	if sel, err := selector(path[len(path)-1]); err != nil || v.Allows(sel) {
@@ -343,12 +380,31 @@ func knownFields(path []string) string {
 	if err != nil {
 		return ""
 	}
-	var names []string
-	for it.Next() {
-		names = append(names, it.Selector().Unquoted())
+	type field struct {
+		name string
+		pos  token.Pos
 	}
-	if len(names) == 0 {
+	var fields []field
+	for it.Next() {
+		fields = append(fields, field{it.Selector().Unquoted(), it.Value().Pos()})
+	}
+	if len(fields) == 0 {
 		return ""
+	}
+	// List them in the order config.cue declares them: a model's fields
+	// of its kind come in after the others, out of order.
+	slices.SortStableFunc(fields, func(a, b field) int {
+		if a.pos.Filename() != schemaFilename || b.pos.Filename() != schemaFilename {
+			return 0
+		}
+		return a.pos.Offset() - b.pos.Offset()
+	})
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+	}
+	if kind, err := v.LookupPath(cue.MakePath(cue.Str("kind"))).String(); err == nil && len(parent) == 2 && parent[0] == "models" {
+		return fmt.Sprintf("; known fields of a %q model: %s", kind, strings.Join(names, ", "))
 	}
 	return "; known fields here: " + strings.Join(names, ", ")
 }
@@ -375,14 +431,36 @@ func schemaAt(v cue.Value, sel cue.Selector) (cue.Value, error) {
 	return next, nil
 }
 
+// withKind narrows the schema s of a model to the kind data (the model in
+// the config file) gives it, so that the fields of that kind, and only those,
+// are allowed: a #Model adds its kind's fields in a comprehension on kind,
+// which stays unresolved, and so allows anything, until kind is known. s is
+// returned as it is when data sets no valid kind.
+func withKind(s, data cue.Value) cue.Value {
+	kind := cue.MakePath(cue.Str("kind"))
+	str, err := data.LookupPath(kind).String()
+	if err != nil || !s.Allows(cue.Str("kind")) {
+		return s
+	}
+	f := s.FillPath(kind, str)
+	if f.LookupPath(kind).Err() != nil {
+		return s
+	}
+	return f
+}
+
 // checkFields reports every field of data that its schema s does not allow,
 // and every field s requires that data lacks. CUE reports these too, but
 // leaves them out when another value of the same struct is also wrong, and
-// every mistake should be reported.
-func checkFields(filename string, data, s cue.Value, path []string, issues *[]Issue) {
+// every mistake should be reported. root is the whole config file, data the
+// value at path in it.
+func checkFields(filename string, root, data, s cue.Value, path []string, issues *[]Issue) {
 	switch data.Kind() {
 	case cue.StructKind:
-		if s.Kind() != cue.StructKind {
+		s = withKind(s, data)
+		// A model without its kind is an error (its comprehensions on kind
+		// cannot be resolved) whose fields can still be listed.
+		if k := s.IncompleteKind(); k != cue.StructKind && k != cue.BottomKind {
 			return
 		}
 		req, err := s.Fields(cue.Optional(true))
@@ -397,7 +475,7 @@ func checkFields(filename string, data, s cue.Value, path []string, issues *[]Is
 			name := sel.Unquoted()
 			if !data.LookupPath(cue.MakePath(cue.Str(name))).Exists() {
 				p := append(slices.Clip(path), label(name))
-				is := Issue{Path: strings.Join(p, "."), Msg: "field is required but not present"}
+				is := Issue{Path: strings.Join(p, "."), Msg: requiredMsg}
 				// Point at the struct that lacks the field, as CUE does.
 				if pos := data.Pos(); pos.IsValid() && pos.Filename() == filename {
 					setPos(&is, pos)
@@ -413,7 +491,7 @@ func checkFields(filename string, data, s cue.Value, path []string, issues *[]Is
 			sel := it.Selector()
 			p := append(slices.Clip(path), sel.String())
 			if !s.Allows(sel) {
-				is := Issue{Path: strings.Join(p, "."), Msg: "field not allowed" + knownFields(p)}
+				is := Issue{Path: strings.Join(p, "."), Msg: "field not allowed" + knownFields(root, p)}
 				if pos := it.Value().Pos(); pos.IsValid() && pos.Filename() == filename {
 					setPos(&is, pos)
 				}
@@ -421,7 +499,7 @@ func checkFields(filename string, data, s cue.Value, path []string, issues *[]Is
 				continue
 			}
 			if next, err := schemaAt(s, sel); err == nil {
-				checkFields(filename, it.Value(), next, p, issues)
+				checkFields(filename, root, it.Value(), next, p, issues)
 			}
 		}
 	case cue.ListKind:
@@ -431,7 +509,7 @@ func checkFields(filename string, data, s cue.Value, path []string, issues *[]Is
 		}
 		for i := 0; it.Next(); i++ {
 			if next, err := schemaAt(s, cue.Index(i)); err == nil {
-				checkFields(filename, it.Value(), next, append(slices.Clip(path), strconv.Itoa(i)), issues)
+				checkFields(filename, root, it.Value(), next, append(slices.Clip(path), strconv.Itoa(i)), issues)
 			}
 		}
 	}
@@ -527,9 +605,10 @@ type rawRuntime struct {
 }
 
 type rawLogging struct {
-	Level     string `json:"level"`
-	Format    string `json:"format"`
-	AccessLog bool   `json:"access_log"`
+	Level      string `json:"level"`
+	Format     string `json:"format"`
+	AccessLog  bool   `json:"access_log"`
+	LogPrompts bool   `json:"log_prompts"`
 }
 
 type rawMetrics struct {
@@ -556,6 +635,11 @@ type rawModel struct {
 	Instances      int         `json:"instances"`
 	IntraOpThreads int         `json:"intra_op_threads"`
 	Batching       rawBatching `json:"batching"`
+	MaxSequences   int         `json:"max_sequences"`
+	MaxQueue       int         `json:"max_queue"`
+	ContextLength  int         `json:"context_length"`
+	Truncate       string      `json:"truncate"`
+	ChatTemplate   string      `json:"chat_template"`
 }
 
 type rawBatching struct {
@@ -640,31 +724,47 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(dir, path)
 		}
-		delay := []string{"models", label(name), "batching", "max_queue_delay"}
-		cfg.Models[name] = Model{
+		model := Model{
 			Name:           name,
 			Kind:           m.Kind,
 			Path:           filepath.Clean(path),
 			Instances:      m.Instances,
 			IntraOpThreads: m.IntraOpThreads,
-			Batching: Batching{
+		}
+		switch m.Kind {
+		case KindTensor:
+			delay := []string{"models", label(name), "batching", "max_queue_delay"}
+			model.Batching = Batching{
 				Enabled:       m.Batching.Enabled,
 				MaxBatchSize:  m.Batching.MaxBatchSize,
 				MaxQueueDelay: c.duration(delay, m.Batching.MaxQueueDelay, false, maxQueueDelay),
 				MaxQueueSize:  m.Batching.MaxQueueSize,
-			},
+			}
+		case KindCausalLM:
+			model.MaxSequences = m.MaxSequences
+			model.MaxQueue = m.MaxQueue
+			model.ContextLength = m.ContextLength
+			model.Truncate = m.Truncate
+			model.ChatTemplate = m.ChatTemplate
 		}
+		cfg.Models[name] = model
 	}
 
 	if name := cfg.DefaultModel; name != "" {
-		if _, ok := cfg.Models[name]; !ok {
+		if m, ok := cfg.Models[name]; !ok {
 			fix := "add it under models"
-			if names := cfg.ModelNames(); len(names) > 0 {
+			if names := cfg.modelsOfKind(KindCausalLM); len(names) > 0 {
 				fix += " or change default_model to one of: " + strings.Join(names, ", ")
 			} else {
 				fix += " or remove default_model"
 			}
 			c.errorf([]string{"default_model"}, "model %q is not configured; %s", name, fix)
+		} else if m.Kind != KindCausalLM {
+			fix := "remove default_model"
+			if names := cfg.modelsOfKind(KindCausalLM); len(names) > 0 {
+				fix = "change it to one of: " + strings.Join(names, ", ")
+			}
+			c.errorf([]string{"default_model"}, "model %q is a %q model; default_model picks the model of text generation requests (/v1), so it must name a %q model: %s", name, m.Kind, KindCausalLM, fix)
 		}
 	}
 	return cfg

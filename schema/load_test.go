@@ -17,7 +17,7 @@ import (
 func TestBad(t *testing.T) {
 	want := map[string][]string{
 		"unknown-field.bad.cue": {
-			"unknown-field.bad.cue:3:2: logging.colour: field not allowed; known fields here: level, format, access_log",
+			"unknown-field.bad.cue:3:2: logging.colour: field not allowed; known fields here: level, format, access_log, log_prompts",
 		},
 		"port-out-of-bound.bad.cue": {
 			"port-out-of-bound.bad.cue:3:11: listeners.0.port: invalid value 70000 (out of bound <65536)",
@@ -26,7 +26,7 @@ func TestBad(t *testing.T) {
 			"missing-path.bad.cue:1:9: models.demo.path: field is required but not present",
 		},
 		"bad-kind.bad.cue": {
-			`bad-kind.bad.cue:2:8: models.demo.kind: invalid value "llm" (must be "tensor")`,
+			`bad-kind.bad.cue:2:8: models.demo.kind: invalid value "llm" (must be one of "causal-lm", "tensor")`,
 		},
 		"bad-duration.bad.cue": {
 			`bad-duration.bad.cue:2:19: server.request_timeout: invalid duration "30 seconds": write it like "250ms", "1.5s" or "1h30m"`,
@@ -39,7 +39,25 @@ func TestBad(t *testing.T) {
 			`duration-bounds.bad.cue:5:29: models.demo.batching.max_queue_delay: invalid duration "11s": must be at most "10s"`,
 		},
 		"default-model-unknown.bad.cue": {
-			`default-model-unknown.bad.cue:5:16: default_model: model "dmeo" is not configured; add it under models or change default_model to one of: demo, other`,
+			`default-model-unknown.bad.cue:5:16: default_model: model "dmeo" is not configured; add it under models or change default_model to one of: other`,
+		},
+		"default-model-tensor.bad.cue": {
+			`default-model-tensor.bad.cue:5:16: default_model: model "demo" is a "tensor" model; default_model picks the model of text generation requests (/v1), so it must name a "causal-lm" model: change it to one of: chat`,
+		},
+		// A field of the other kind of model, reported once with the
+		// fields this kind has, and not again for the fields inside it.
+		"lm-batching.bad.cue": {
+			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, max_sequences, max_queue, context_length, truncate, chat_template`,
+			"lm-batching.bad.cue:5:17: models.chat.max_sequences: invalid value 0 (out of bound >=1)",
+		},
+		"tensor-lm-fields.bad.cue": {
+			`tensor-lm-fields.bad.cue:4:2: models.demo.max_sequences: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, batching`,
+			`tensor-lm-fields.bad.cue:5:2: models.demo.truncate: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, batching`,
+		},
+		"lm-truncate.bad.cue": {
+			`lm-truncate.bad.cue:4:18: models.chat.truncate: invalid value "right" (must be one of "error", "left")`,
+			"lm-truncate.bad.cue:5:18: models.chat.context_length: invalid value 1 (out of bound >=2)",
+			`lm-truncate.bad.cue:6:18: models.chat.chat_template: invalid value "" (out of bound !="")`,
 		},
 		"duplicate-listener.bad.cue": {
 			`duplicate-listener.bad.cue:3:2: listeners.1: duplicate listener "127.0.0.1:8080": listeners.0 already listens there`,
@@ -236,7 +254,7 @@ func TestFull(t *testing.T) {
 			t.Errorf("Listeners[%d].HostPort() = %q, want %q", i, got, want)
 		}
 	}
-	if got, want := cfg.ModelNames(), []string{"demo", "types.v2"}; !reflect.DeepEqual(got, want) {
+	if got, want := cfg.ModelNames(), []string{"chat", "demo", "small", "types.v2"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ModelNames() = %q, want %q", got, want)
 	}
 	checks := []struct {
@@ -244,7 +262,7 @@ func TestFull(t *testing.T) {
 		got, want any
 	}{
 		{"Runtime", cfg.Runtime, Runtime{Library: "/opt/onnxruntime/lib/libonnxruntime.so", InterOpThreads: 2}},
-		{"Logging", cfg.Logging, Logging{Level: "debug", Format: "text", AccessLog: false}},
+		{"Logging", cfg.Logging, Logging{Level: "debug", Format: "text", AccessLog: false, LogPrompts: true}},
 		{"Metrics", cfg.Metrics, Metrics{Enabled: false, Path: "/internal/metrics"}},
 		{"Server", cfg.Server, Server{
 			MaxBodyBytes:   1 << 20,
@@ -262,7 +280,16 @@ func TestFull(t *testing.T) {
 			Name: "types.v2", Kind: "tensor", Path: filepath.Join(filepath.Dir(dir), "models/types.onnx"), Instances: 1, IntraOpThreads: 1,
 			Batching: Batching{Enabled: false, MaxBatchSize: 32, MaxQueueDelay: 2 * time.Millisecond, MaxQueueSize: 64},
 		}},
-		{"DefaultModel", cfg.DefaultModel, "demo"},
+		{"chat", cfg.Models["chat"], Model{
+			Name: "chat", Kind: "causal-lm", Path: "/srv/models/qwen2.5-0.5b-instruct", Instances: 2, IntraOpThreads: 4,
+			MaxSequences: 16, MaxQueue: 128, ContextLength: 4096, Truncate: "left",
+			ChatTemplate: "{% for m in messages %}{{ m.content }}{% endfor %}",
+		}},
+		{"small", cfg.Models["small"], Model{
+			Name: "small", Kind: "causal-lm", Path: filepath.Join(dir, "tiny-llama"), Instances: 1, IntraOpThreads: 1,
+			MaxSequences: 8, MaxQueue: 64, Truncate: "error",
+		}},
+		{"DefaultModel", cfg.DefaultModel, "chat"},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -321,7 +348,19 @@ func TestParseModels(t *testing.T) {
 	f(model(`"`+strings.Repeat("a", 65)+`"`), "field not allowed; a model name is")
 	f(model(`"-a"`), "field not allowed; a model name is")
 	f(model(`"a/b"`), "field not allowed; a model name is")
-	f(model("a")+"\ndefault_model: \"a\"", "")
+	f(model("a")+"\ndefault_model: \"a\"", `m.cue:2:16: default_model: model "a" is a "tensor" model; default_model picks the model of text generation requests (/v1), so it must name a "causal-lm" model: remove default_model`)
+	lm := func(name string) string {
+		return "models: " + name + `: {kind: "causal-lm", path: "tiny-llama"}`
+	}
+	f(lm("b")+"\ndefault_model: \"b\"", "")
+	f(model("a")+"\n"+lm("b")+"\ndefault_model: \"a\"", `must name a "causal-lm" model: change it to one of: b`)
+	f(lm("b")+"\ndefault_model: \"c\"", `default_model: model "c" is not configured; add it under models or change default_model to one of: b`)
+	f(`models: b: {kind: "causal-lm", path: "m", max_sequences: 1025}`, "models.b.max_sequences: invalid value 1025 (out of bound <=1024)")
+	f(`models: b: {kind: "causal-lm", path: "m", max_queue: 0, context_length: 2}`, "")
+	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, max_sequences, max_queue, context_length, truncate, chat_template`)
+	f(`models: b: {kind: "causal-lm", path: "m", truncate: "right"}`, `models.b.truncate: invalid value "right" (must be one of "error", "left")`)
+	f(`models: b: {kind: "causal-lm"}`, "models.b.path: field is required but not present")
+	f(`models: b: {path: "m", max_queue: 1}`, "models.b.kind: field is required but not present")
 	f("default_model: \"a\"", `default_model: model "a" is not configured; add it under models or remove default_model`)
 	f(`models: a: {kind: "tensor", path: ""}`, `models.a.path: invalid value "" (out of bound !="")`)
 	f(`models: a: {kind: "tensor", path: "x", batching: max_queue_delay: "10s"}`, "")
