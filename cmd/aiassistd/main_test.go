@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aiassist/aiassist/engine"
+)
+
+// binDir holds the aiassistd binary that the tests build once.
+var binDir string
+
+func TestMain(m *testing.M) {
+	var err error
+	binDir, err = os.MkdirTemp("", "aiassistd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
+
+const testVersion = "v9.8.7-test"
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds the real aiassistd once, with a known version.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binPath = filepath.Join(binDir, "aiassistd")
+		out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func runCmd(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestCheckExamples runs `check` on every example config, as an operator
+// would before copying one.
+func TestCheckExamples(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.cue")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			code, out, errOut := runCmd("check", "-config", f)
+			if code != 0 || !strings.Contains(out, ": ok (") {
+				t.Errorf("check %s = %d\nstdout: %s\nstderr: %s", f, code, out, errOut)
+			}
+		})
+	}
+}
+
+// badConfigs says, for each ../../schema/testdata/*.bad.cue, one message
+// `check` must print for it. The schema's own TestBad holds the full lines.
+var badConfigs = map[string]string{
+	"unknown-field.bad.cue":         "logging.colour: field not allowed",
+	"port-out-of-bound.bad.cue":     "listeners.0.port: invalid value 70000",
+	"missing-path.bad.cue":          "models.demo.path: field is required but not present",
+	"bad-kind.bad.cue":              `models.demo.kind: invalid value "llm"`,
+	"bad-duration.bad.cue":          `server.request_timeout: invalid duration "30 seconds"`,
+	"duration-overflow.bad.cue":     `server.shutdown_grace: invalid duration "9999999999h"`,
+	"duration-bounds.bad.cue":       `server.request_timeout: invalid duration "0s": must be above zero`,
+	"default-model-unknown.bad.cue": `default_model: model "dmeo" is not configured`,
+	"default-model-tensor.bad.cue":  `default_model: model "demo" is a "tensor" model`,
+	"duplicate-listener.bad.cue":    `listeners.1: duplicate listener "127.0.0.1:8080"`,
+	"overlapping-listener.bad.cue":  `listeners.1: listener "0.0.0.0:8080" overlaps listeners.0`,
+	"no-listeners.bad.cue":          "listeners: at least one listener is required",
+	"bad-address.bad.cue":           `listeners.0.address: invalid value "my-host"`,
+	"syntax-error.bad.cue":          "expected '}', found 'EOF'",
+	"bad-model-name.bad.cue":        `models."demo model": field not allowed`,
+	"bad-level.bad.cue":             `logging.level: invalid value "trace"`,
+	"bad-metrics-path.bad.cue":      `metrics.path: invalid value "metrics"`,
+	"bad-admin-socket.bad.cue":      `reload.admin_socket: invalid value "admin.sock"`,
+	"model-not-struct.bad.cue":      "models.demo: invalid value 3 (must be struct)",
+	"many-errors.bad.cue":           "models.demo.instances: invalid value 65",
+	"lm-batching.bad.cue":           "models.chat.batching: field not allowed",
+	"lm-truncate.bad.cue":           `models.chat.truncate: invalid value "right"`,
+	"tensor-lm-fields.bad.cue":      "models.demo.max_sequences: field not allowed",
+}
+
+var position = regexp.MustCompile(`\.bad\.cue:\d+:\d+: `)
+
+// TestCheckBad runs `check` on every bad config of the schema's tests:
+// exit 1, messages led by file:line:col, and the expected message.
+func TestCheckBad(t *testing.T) {
+	files, err := filepath.Glob("../../schema/testdata/*.bad.cue")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad configs: %v", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			want, ok := badConfigs[name]
+			if !ok {
+				t.Fatalf("no expected message for %s; add one to badConfigs", name)
+			}
+			code, out, errOut := runCmd("check", "-config", f)
+			if code != 1 {
+				t.Errorf("exit %d, want 1\nstdout: %s", code, out)
+			}
+			if !position.MatchString(errOut) {
+				t.Errorf("stderr has no file:line:col:\n%s", errOut)
+			}
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr does not say %q:\n%s", want, errOut)
+			}
+			if !strings.HasPrefix(errOut, f+": invalid\n") {
+				t.Errorf("stderr does not start with %q:\n%s", f+": invalid", errOut)
+			}
+		})
+	}
+}
+
+func TestUsage(t *testing.T) {
+	f := func(args []string, code int, stdout, stderr string) {
+		t.Helper()
+		c, out, errOut := runCmd(args...)
+		if c != code || !strings.Contains(out, stdout) || !strings.Contains(errOut, stderr) {
+			t.Errorf("%q = %d\nstdout: %s\nstderr: %s", args, c, out, errOut)
+		}
+	}
+	f(nil, 2, "", "usage: aiassistd")
+	f([]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`)
+	f([]string{"help"}, 0, "usage: aiassistd", "")
+	f([]string{"check", "-nope"}, 2, "", "flag provided but not defined")
+	f([]string{"check", "-config", filepath.Join(t.TempDir(), "missing.cue")}, 1, "", "missing.cue")
+}
+
+// libraryPath is the ONNX Runtime library the test process finds; the
+// binary is pointed at it through the config.
+func libraryPath(t *testing.T) string {
+	t.Helper()
+	p, err := engine.FindLibrary("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+func TestVersion(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.cue")
+	writeFile(t, cfg, fmt.Sprintf("runtime: library: %q\n", libraryPath(t)))
+	out, err := exec.Command(binary(t), "version", "-config", cfg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("version: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || lines[0] != "aiassistd "+testVersion ||
+		!regexp.MustCompile(`^onnxruntime \d+\.\d+\.\d+ \(.*libonnxruntime\.so.*\)$`).MatchString(lines[1]) {
+		t.Errorf("version printed:\n%s", out)
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freePort returns a port that was free a moment ago. The schema does not
+// allow port 0, so the daemon cannot be asked to pick one.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestServe runs the real binary: it serves a config, answers health and
+// inference requests, and on SIGTERM logs "stopped" and exits 0.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	model, err := filepath.Abs("../../examples/models/demo-mlp/model.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cfg := filepath.Join(dir, "config.cue")
+	writeFile(t, cfg, fmt.Sprintf(`listeners: [{address: "127.0.0.1", port: %d}]
+runtime: library: %q
+models: "demo-mlp": {
+	kind: "tensor"
+	path: %q
+	batching: {max_batch_size: 8, max_queue_delay: "1ms"}
+}
+`, port, libraryPath(t), model))
+	cmd := exec.Command(binary(t), "serve", "-config", cfg)
+	var stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := client.Get(base + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited before it was ready: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 30s: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := client.Post(base+"/v2/models/demo-mlp/infer", "application/json",
+		strings.NewReader(`{"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[[1,2,3,4],[0,0,0,0]]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"shape":[2,3]`)) {
+		t.Errorf("infer = %d %s", resp.StatusCode, body)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM, want 0\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve still running 30s after SIGTERM\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
+		t.Errorf("no \"stopped\" log line:\n%s", stderr.String())
+	}
+}
+
+// TestServeBadConfig: serve refuses a bad config with file:line:col and
+// exit 1, before opening anything.
+func TestServeBadConfig(t *testing.T) {
+	bad := "../../schema/testdata/unknown-field.bad.cue"
+	cmd := exec.Command(binary(t), "serve", "-config", bad)
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit %d (%v), want 1\n%s", code, err, out)
+	}
+	if !regexp.MustCompile(`unknown-field\.bad\.cue:\d+:\d+: logging\.colour: field not allowed`).Match(out) {
+		t.Errorf("output has no file:line:col message:\n%s", out)
+	}
+}
+
+// syncBuffer collects a child's stderr while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
