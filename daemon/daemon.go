@@ -1,18 +1,19 @@
 // Package daemon runs aiassistd: it loads the config, opens the models,
-// serves the API on the configured listeners, and stops cleanly.
+// serves the API on the configured listeners, reloads on SIGHUP, on a
+// change of the config's directory or from the admin socket, talks to
+// systemd, and stops cleanly.
 package daemon
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -38,26 +39,57 @@ type Daemon struct {
 	level      *slog.LevelVar
 	rt         *engine.Runtime
 	api        *api.Server
-	server     *fasthttp.Server
+	set        *metrics.Set
+	net        *network
+	notify     notifier
+	probeToken string
+
 	current    atomic.Pointer[state]
 	generation atomic.Uint64
 	ready      atomic.Bool
+	stopping   atomic.Bool
+	reloading  atomic.Bool
 
-	mu        sync.Mutex
-	listeners map[string]net.Listener // by host:port
-	serving   sync.WaitGroup
+	reloadMetrics *reloadMetrics
+	statusMu      sync.Mutex
+	lastErr       string // first line of the last reload's error; "" after a success
+	lastSuccess   time.Time
+
+	triggers     chan string
+	calls        chan reloadCall
+	pings        chan struct{}
+	quit         chan struct{}
+	reloaderDone chan struct{}
+	watchdogDone chan struct{}
+
+	// Owned by the reloader goroutine (and by start and shutdown, which
+	// do not run alongside it).
+	watcher *watcher
+	admin   *adminServer
+	drained chan struct{} // closed when the last drain is done
 }
 
 // Run loads the config, serves until ctx ends, then shuts down within the
-// configured grace period. It returns an error if the first config cannot
-// be served.
+// configured grace period. SIGHUP reloads; its handler is registered
+// before the config is first read, so a SIGHUP sent while starting is not
+// lost (nor does it kill the process). It returns an error if the first
+// config cannot be served.
 func Run(ctx context.Context, opts Options) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d, err := start(opts)
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	return d.shutdown()
+	for {
+		select {
+		case <-hup:
+			d.trigger("SIGHUP")
+		case <-ctx.Done():
+			return d.shutdown()
+		}
+	}
 }
 
 func start(opts Options) (*Daemon, error) {
@@ -65,42 +97,82 @@ func start(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: opts, level: new(slog.LevelVar), listeners: map[string]net.Listener{}}
+	d := &Daemon{
+		opts:         opts,
+		level:        new(slog.LevelVar),
+		probeToken:   newProbeToken(),
+		triggers:     make(chan string, 1),
+		calls:        make(chan reloadCall),
+		pings:        make(chan struct{}),
+		quit:         make(chan struct{}),
+		reloaderDone: make(chan struct{}),
+		watchdogDone: make(chan struct{}),
+		drained:      make(chan struct{}),
+		lastSuccess:  time.Now(),
+	}
+	close(d.drained)
 	d.logger = newLogger(opts.LogOutput, cfg.Logging, d.level)
+	d.notify = notifier{logger: d.logger}
 	d.rt, err = engine.Init(engine.RuntimeOptions{Library: cfg.Runtime.Library})
 	if err != nil {
 		return nil, err
 	}
-	set := metrics.NewSet()
-	metrics.RegisterSet(set)
-	set.NewGauge(`aiassist_build_info{version=`+strconv.Quote(opts.Version)+`,onnxruntime=`+strconv.Quote(d.rt.Version())+`}`, func() float64 { return 1 })
-	set.NewGauge(`aiassist_config_generation`, func() float64 { return float64(d.generation.Load()) })
-	d.api = api.New(api.Options{Acquire: d.acquire, Ready: d.ready.Load, Logger: d.logger, Metrics: set, Version: opts.Version})
+	d.set = metrics.NewSet()
+	d.set.NewGauge(`aiassist_build_info{version=`+strconv.Quote(opts.Version)+`,onnxruntime=`+strconv.Quote(d.rt.Version())+`}`, func() float64 { return 1 })
+	d.set.NewGauge(`aiassist_config_generation`, func() float64 { return float64(d.generation.Load()) })
+	d.reloadMetrics = newReloadMetrics(d, d.set)
+	d.api = api.New(api.Options{Acquire: d.acquire, Ready: d.ready.Load, Logger: d.logger, Metrics: d.set, Version: opts.Version})
+	d.net = &network{logger: d.logger, handler: d.handler, errors: d.api.ErrorHandler, sockets: map[string]*socket{}}
 
-	st, err := buildState(d.rt, cfg, nil, 1)
+	started := time.Now()
+	st, err := buildState(d.logger, d.rt, cfg, nil, 1)
 	if err != nil {
 		return nil, err
 	}
-	d.generation.Store(1)
-	d.current.Store(st)
-	d.server = &fasthttp.Server{
-		Handler:                       d.api.Handler,
-		ErrorHandler:                  d.api.ErrorHandler,
-		Name:                          "aiassist",
-		MaxRequestBodySize:            cfg.Server.MaxBodyBytes,
-		ReadTimeout:                   cfg.Server.ReadTimeout,
-		IdleTimeout:                   cfg.Server.IdleTimeout,
-		NoDefaultDate:                 false,
-		CloseOnShutdown:               true,
-		DisableHeaderNamesNormalizing: false,
-	}
-	if err := d.openListeners(cfg); err != nil {
-		closeUnused(st, nil)
+	fail := func(err error) (*Daemon, error) {
+		discard(st, nil)
 		return nil, err
 	}
+	if d.net.activated, err = activatedListeners(d.logger); err != nil {
+		return fail(err)
+	}
+	plan, err := d.net.prepare(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	admin, err := d.prepareAdmin(cfg)
+	if err != nil {
+		plan.abort()
+		return fail(err)
+	}
+	metrics.RegisterSet(d.set)
+	publish(nil, st)
+	d.generation.Store(1)
+	d.current.Store(st)
+	for _, s := range d.net.activated {
+		d.net.loops.Go(func() { s.accept(d.logger) })
+	}
+	d.net.commit(plan)
+	d.commitAdmin(admin)
+	if cfg.Reload.Watch {
+		if d.watcher, err = newWatcher(d.logger, d.trigger); err != nil {
+			d.logger.Warn("cannot watch the config; reload with SIGHUP", "err", err)
+		} else {
+			d.watcher.set(watchFiles(opts.ConfigPath, modelPaths(cfg)))
+		}
+	}
+	go d.reloader()
+	wctx, cancel := context.WithCancel(context.Background())
+	go func() { <-d.quit; cancel() }()
+	go func() {
+		defer close(d.watchdogDone)
+		d.watchdog(wctx)
+	}()
 	d.ready.Store(true)
 	d.logger.Info("serving", "generation", 1, "config", cfg.Path, "models", cfg.ModelNames(),
-		"listeners", d.addrs(), "onnxruntime", d.rt.Version(), "onnxruntime_library", d.rt.Library())
+		"listeners", addrStrings(d.net.addrs()), "onnxruntime", d.rt.Version(), "onnxruntime_library", d.rt.Library(),
+		"duration_seconds", time.Since(started).Seconds())
+	d.notify.ready(d.status())
 	return d, nil
 }
 
@@ -137,79 +209,57 @@ func (d *Daemon) acquire() (*api.State, func()) {
 	}
 }
 
-// openListeners starts serving on every listener of cfg that is not open
-// yet, and returns the ones no longer configured, still open.
-func (d *Daemon) openListeners(cfg *schema.Config) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var opened []string
-	for _, l := range cfg.Listeners {
-		addr := l.HostPort()
-		if d.listeners[addr] != nil {
-			continue
+// handler is the request handler of server generation g: the API, plus
+// the watchdog probe, plus ending keep-alive connections that should not
+// carry another request.
+func (d *Daemon) handler(g *serverGen) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if d.isProbe(ctx) {
+			ctx.SetStatusCode(fasthttp.StatusNoContent)
+			ctx.SetConnectionClose()
+			return
 		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, a := range opened {
-				d.listeners[a].Close()
-				delete(d.listeners, a)
-			}
-			return fmt.Errorf("cannot listen on %s: %w", addr, err)
+		d.api.Handler(ctx)
+		if d.stopping.Load() || endsConnection(g, ctx.Conn()) {
+			ctx.SetConnectionClose()
 		}
-		d.listeners[addr] = ln
-		opened = append(opened, addr)
-		d.serving.Add(1)
-		go func() {
-			defer d.serving.Done()
-			if err := d.server.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
-				d.logger.Error("listener stopped", "addr", addr, "err", err)
-			}
-		}()
 	}
-	return nil
 }
 
-func (d *Daemon) addrs() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]string, 0, len(d.listeners))
-	for _, ln := range d.listeners {
-		out = append(out, ln.Addr().String())
-	}
-	return out
-}
-
-// shutdown stops accepting, lets in-flight requests finish within the
-// grace period, then closes the models.
+// shutdown makes readiness false, stops accepting, lets in-flight
+// requests finish within the grace period, then closes the models.
 func (d *Daemon) shutdown() error {
 	d.ready.Store(false)
+	d.stopping.Store(true)
+	d.notify.stopping()
+	close(d.quit)
+	// A reload in progress completes first; nothing reloads after it.
+	<-d.reloaderDone
+	<-d.watchdogDone
+	if d.watcher != nil {
+		d.watcher.close()
+	}
+	if d.admin != nil {
+		d.admin.close()
+	}
 	st := d.current.Load()
 	grace := st.cfg.Server.ShutdownGrace
 	d.logger.Info("stopping", "grace_seconds", grace.Seconds())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	err := d.server.ShutdownWithContext(ctx)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		d.logger.Error("shutdown", "err", err)
+	d.net.shutdown(ctx)
+	select {
+	case <-d.drained:
+	case <-ctx.Done():
 	}
-	d.serving.Wait()
-	waitRefs(st, time.Until(deadlineOf(ctx)))
-	for _, lm := range st.models {
-		lm.close()
+	if waitRefs(ctx, st) {
+		closeUnused(st, nil)
+		d.logger.Info("stopped")
+	} else {
+		// Closing a model under a running inference could crash the
+		// process; the exit releases everything anyway.
+		d.logger.Warn("stopped with requests still running after the grace period", "requests", st.refs.Load())
 	}
-	d.logger.Info("stopped")
+	metrics.UnregisterSet(d.set, true)
 	return nil
-}
-
-func deadlineOf(ctx context.Context) time.Time {
-	t, _ := ctx.Deadline()
-	return t
-}
-
-// waitRefs waits up to max for the state's requests to finish.
-func waitRefs(st *state, max time.Duration) {
-	end := time.Now().Add(max)
-	for st.refs.Load() > 0 && time.Now().Before(end) {
-		time.Sleep(2 * time.Millisecond)
-	}
 }

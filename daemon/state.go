@@ -1,7 +1,12 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,13 +27,37 @@ type state struct {
 	refs   atomic.Int64
 }
 
-// loadedModel is an open model and the metric set holding its series.
+// loadedModel is an open model, the metric set holding its series, and
+// the identity of the file it was loaded from.
 type loadedModel struct {
 	spec  schema.Model
 	model *engine.TensorModel
 	set   *metrics.Set
+	file  fileID
 }
 
+// fileID tells whether a model file was replaced at the same path: a
+// copy, a rename over it or an in-place write all change one of these.
+type fileID struct {
+	dev, ino uint64
+	size     int64
+	mtime    time.Time
+}
+
+func statFile(path string) (fileID, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}, err
+	}
+	id := fileID{size: fi.Size(), mtime: fi.ModTime()}
+	if st, ok := statSys(fi); ok {
+		id.dev, id.ino = st.dev, st.ino
+	}
+	return id, nil
+}
+
+// close releases the model's sessions and drops its series. It runs only
+// once no state that serves the model has requests in flight.
 func (m *loadedModel) close() {
 	m.model.Close()
 	metrics.UnregisterSet(m.set, true)
@@ -52,16 +81,28 @@ func modelOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) engine.T
 	}
 }
 
-// buildState opens every model of cfg, reusing those of old whose
-// settings did not change. On error it closes what it opened and old is
-// untouched.
-func buildState(rt *engine.Runtime, cfg *schema.Config, old *state, generation uint64) (*state, error) {
+// buildState opens and warms every model of cfg that old does not serve
+// with the same settings from the same file, and reuses the others. On
+// error it closes what it opened and old is untouched. The new models'
+// metric sets are registered only by publish, so a replaced model's
+// series are never exported twice.
+func buildState(logger *slog.Logger, rt *engine.Runtime, cfg *schema.Config, old *state, generation uint64) (*state, error) {
 	st := &state{cfg: cfg, models: map[string]*loadedModel{}}
 	var opened []*loadedModel
+	fail := func(err error) (*state, error) {
+		for _, o := range opened {
+			o.close()
+		}
+		return nil, err
+	}
 	for _, name := range cfg.ModelNames() {
 		spec := cfg.Models[name]
+		file, err := statFile(spec.Path)
+		if err != nil {
+			return fail(fmt.Errorf("models.%s.path: cannot open model file: %w", name, err))
+		}
 		if old != nil {
-			if prev := old.models[name]; prev != nil && sameModel(prev.spec, spec, old.cfg, cfg) {
+			if prev := old.models[name]; prev != nil && sameModel(prev, spec, file, old.cfg, cfg) {
 				st.models[name] = prev
 				continue
 			}
@@ -69,15 +110,14 @@ func buildState(rt *engine.Runtime, cfg *schema.Config, old *state, generation u
 		set := metrics.NewSet()
 		m, err := engine.LoadTensorModel(rt, modelOptions(cfg, spec, set))
 		if err != nil {
-			for _, o := range opened {
-				o.close()
-			}
-			return nil, fmt.Errorf("models.%s: %w", name, err)
+			return fail(fmt.Errorf("models.%s: %w", name, err))
 		}
-		lm := &loadedModel{spec: spec, model: m, set: set}
-		metrics.RegisterSet(set)
+		lm := &loadedModel{spec: spec, model: m, set: set, file: file}
 		opened = append(opened, lm)
 		st.models[name] = lm
+	}
+	if err := warmUp(logger, opened, cfg.Server.RequestTimeout); err != nil {
+		return fail(err)
 	}
 	st.api = &api.State{
 		Generation:     generation,
@@ -94,19 +134,125 @@ func buildState(rt *engine.Runtime, cfg *schema.Config, old *state, generation u
 	return st, nil
 }
 
-func sameModel(a, b schema.Model, ca, cb *schema.Config) bool {
-	return a == b && ca.Runtime.InterOpThreads == cb.Runtime.InterOpThreads
+func sameModel(prev *loadedModel, spec schema.Model, file fileID, ca, cb *schema.Config) bool {
+	return prev.spec == spec && prev.file == file && ca.Runtime.InterOpThreads == cb.Runtime.InterOpThreads
 }
 
-// closeUnused closes the models of old that next does not serve. It waits
-// for old's in-flight requests first.
-func closeUnused(old, next *state) {
-	for old.refs.Load() > 0 {
-		time.Sleep(2 * time.Millisecond)
+// modelFilesChanged reports whether a file a model of st was loaded from
+// has been replaced, removed or rewritten since.
+func modelFilesChanged(st *state) bool {
+	for _, lm := range st.models {
+		if id, err := statFile(lm.spec.Path); err != nil || id != lm.file {
+			return true
+		}
 	}
+	return false
+}
+
+// warmUp runs one inference on each new model, all at once, so the first
+// request after a reload does not pay for ONNX Runtime's lazy
+// initialisation, and a model that loads but cannot run fails the reload
+// instead of the requests. A model is warmed with a zero input of batch 1
+// (or of its fixed first dimension); one with an input whose other
+// dimensions are dynamic is not warmed, as no input shape is known to be
+// valid. The warm-up waits batching.max_queue_delay like any request.
+func warmUp(logger *slog.Logger, models []*loadedModel, timeout time.Duration) error {
+	errs := make([]error, len(models))
+	var wg sync.WaitGroup
+	for i, lm := range models {
+		inputs, reason := warmInputs(lm.model.Inputs())
+		if inputs == nil {
+			logger.Info("model not warmed up", "model", lm.spec.Name, "reason", reason)
+			continue
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			if _, err := lm.model.Infer(ctx, inputs, nil); err != nil {
+				errs[i] = fmt.Errorf("models.%s: the warm-up inference on a zero input failed: %w", lm.spec.Name, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// maxWarmBytes bounds the zero input of a warm-up; a model whose fixed
+// input is larger is not warmed.
+const maxWarmBytes = 64 << 20
+
+func warmInputs(infos []engine.IOInfo) ([]engine.Tensor, string) {
+	inputs := make([]engine.Tensor, len(infos))
+	for i, in := range infos {
+		shape := make([]int64, len(in.Shape))
+		n := int64(1)
+		for d, dim := range in.Shape {
+			switch {
+			case dim >= 0:
+				shape[d] = dim
+			case d == 0:
+				shape[d] = 1
+			default:
+				return nil, fmt.Sprintf("input %q has the dynamic dimension %d, so no input shape is known to be valid", in.Name, d)
+			}
+			n *= shape[d]
+		}
+		size := n * int64(in.DataType.Size())
+		if size > maxWarmBytes {
+			return nil, fmt.Sprintf("input %q would take %d bytes", in.Name, size)
+		}
+		inputs[i] = engine.Tensor{Name: in.Name, DataType: in.DataType, Shape: shape, Data: make([]byte, size)}
+	}
+	return inputs, ""
+}
+
+// publish makes the metric series of next's new models visible and hides
+// those of old's models that next does not serve. It runs at the swap.
+func publish(old, next *state) {
+	if old != nil {
+		for name, lm := range old.models {
+			if next.models[name] != lm {
+				metrics.UnregisterSet(lm.set, false)
+			}
+		}
+	}
+	for name, lm := range next.models {
+		if old == nil || old.models[name] != lm {
+			metrics.RegisterSet(lm.set)
+		}
+	}
+}
+
+// discard closes the models of a state that was built but never served.
+func discard(next, old *state) {
+	for name, lm := range next.models {
+		if old == nil || old.models[name] != lm {
+			lm.close()
+		}
+	}
+}
+
+// closeUnused closes the models of old that next does not serve. The
+// caller has waited for old's requests.
+func closeUnused(old, next *state) {
 	for name, lm := range old.models {
 		if next == nil || next.models[name] != lm {
 			lm.close()
 		}
 	}
+}
+
+// waitRefs waits until the state's requests are done or ctx ends, and
+// reports whether they are done.
+func waitRefs(ctx context.Context, st *state) bool {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for st.refs.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return st.refs.Load() == 0
+		case <-t.C:
+		}
+	}
+	return true
 }

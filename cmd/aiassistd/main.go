@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/aiassist/aiassist/daemon"
 	"github.com/aiassist/aiassist/engine"
@@ -31,6 +32,9 @@ func usage(w io.Writer) {
 commands:
   serve   -config FILE   serve the API (default config %s)
   check   -config FILE   validate a config file; exit 0 if valid, 1 if not
+  reload  -config FILE   make the running daemon reload the config through its
+          [-socket PATH] admin socket (reload.admin_socket); exit 0 if the
+                         reload worked or changed nothing, 1 with the error if not
   version [-config FILE] print the daemon's and ONNX Runtime's versions
 `, defaultConfig)
 }
@@ -44,8 +48,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", defaultConfig, "config file")
+	var socket *string
+	if cmd == "reload" {
+		socket = fs.String("socket", "", "admin socket of the daemon (default: reload.admin_socket of the config)")
+	}
 	switch cmd {
-	case "serve", "check", "version":
+	case "serve", "check", "version", "reload":
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -66,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d listeners, %d models)\n", cfg.Path, len(cfg.Listeners), len(cfg.Models))
 		return 0
+	case "reload":
+		return reload(*configPath, *socket, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "aiassistd %s\n", version)
 		library := ""
@@ -92,5 +102,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	return 0
+}
+
+// reload asks the running daemon to reload through its admin socket and
+// prints the outcome.
+func reload(configPath, socket string, stdout, stderr io.Writer) int {
+	if socket == "" {
+		cfg, err := schema.Load(configPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: invalid, so the daemon would not reload it:\n%v\n", configPath, err)
+			return 1
+		}
+		socket = cfg.Reload.AdminSocket
+		if socket == "" {
+			fmt.Fprintf(stderr, "aiassistd: %s sets no reload.admin_socket; set it, or send SIGHUP (systemctl reload aiassist)\n", cfg.Path)
+			return 1
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	res, err := daemon.RequestReload(ctx, socket)
+	if err != nil && res.Result == "" {
+		fmt.Fprintf(stderr, "aiassistd: %v\n", err)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "aiassistd: reload failed; the daemon serves generation %d as before:\n%v\n", res.Generation, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "reload: %s, serving generation %d\n", res.Result, res.Generation)
 	return 0
 }
