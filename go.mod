@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	cuelang.org/go v0.17.1 // indirect
 	github.com/VictoriaMetrics/metrics v1.45.0 // indirect
+	github.com/ardanlabs/jinja v1.8.0 // indirect
 	github.com/cockroachdb/apd/v3 v3.2.3 // indirect
 	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
 	github.com/emicklei/proto v1.14.3 // indirect

@@ -1,0 +1,303 @@
+package generate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/aiassist/aiassist/engine"
+)
+
+// Request is one generation.
+type Request struct {
+	Prompt string
+	// MaxTokens is the most tokens to generate, at least 1. It is capped to
+	// what is left of the context after the prompt.
+	MaxTokens int
+	// Temperature 0 is greedy decoding.
+	Temperature float64
+	// TopP keeps the most likely tokens whose probabilities add up to it;
+	// 0 or 1 is off.
+	TopP float64
+	// TopK keeps the K most likely tokens; 0 is off.
+	TopK int
+	// MinP drops tokens less likely than MinP times the most likely; 0 is
+	// off.
+	MinP float64
+	// RepetitionPenalty divides the logits of tokens already in the
+	// sequence (Hugging Face's repetition_penalty); 0 or 1 is off.
+	RepetitionPenalty float64
+	// Seed makes sampling repeatable; nil picks one at random.
+	Seed *uint64
+	// Stop ends generation at the first of these strings in the output,
+	// which is cut before it.
+	Stop []string
+	// AddSpecialTokens applies the tokenizer's post-processor (a BOS
+	// token); prompts from a chat template usually have it already.
+	AddSpecialTokens bool
+}
+
+// Chunk is text ready to stream: never half a UTF-8 character and never
+// the start of a stop sequence that may still complete.
+type Chunk struct {
+	Text string
+}
+
+// Result is a finished generation.
+type Result struct {
+	Text string
+	// FinishReason is "stop" (an end-of-sequence token or a stop sequence)
+	// or "length" (MaxTokens or the context ran out).
+	FinishReason     string
+	PromptTokens     int
+	CompletionTokens int
+	// TimeToFirstToken runs from the call, queueing included, to the first
+	// generated token.
+	TimeToFirstToken time.Duration
+}
+
+// Generate tokenizes req.Prompt, generates and returns the text. emit, if
+// not nil, receives the text as it is ready; the chunks joined equal
+// Result.Text. An error from emit stops the generation and is returned, as
+// is ctx's error once ctx ends. Bad parameters, a prompt too long for the
+// context and ids the model does not know give errors wrapping
+// engine.ErrInvalidInput; a full queue engine.ErrQueueFull; a closed
+// model engine.ErrClosed.
+func (m *Model) Generate(ctx context.Context, req Request, emit func(Chunk) error) (Result, error) {
+	if m.tok == nil {
+		return Result{}, fmt.Errorf("%w: model %q has no tokenizer.json, so it cannot take text", engine.ErrInvalidInput, m.opts.Name)
+	}
+	if err := req.validate(); err != nil {
+		return Result{}, err
+	}
+	ids := m.tok.Encode(req.Prompt, req.AddSpecialTokens)
+	dec := m.tok.NewStreamDecoder(true)
+	stops := newStopper(req.Stop)
+	var text strings.Builder
+	release := func(s string) error {
+		if s == "" {
+			return nil
+		}
+		text.WriteString(s)
+		if emit != nil {
+			return emit(Chunk{Text: s})
+		}
+		return nil
+	}
+	stopped := false
+	res, err := m.run(ctx, ids, req, func(id int) (bool, error) {
+		if m.eos[id] {
+			return false, nil
+		}
+		out, hit := stops.add(dec.Add(id))
+		if err := release(out); err != nil {
+			return true, err
+		}
+		stopped = hit
+		return hit, nil
+	})
+	if err != nil {
+		return res, err
+	}
+	if stopped {
+		res.FinishReason = "stop"
+	} else {
+		out, hit := stops.add(dec.Flush())
+		if hit {
+			res.FinishReason = "stop"
+		} else {
+			out += stops.flush()
+		}
+		if err := release(out); err != nil {
+			return res, err
+		}
+	}
+	res.Text = text.String()
+	return res, nil
+}
+
+// GenerateIDs generates from token ids, for models without a tokenizer
+// and for tests. emitID, if not nil, receives every generated id, an
+// end-of-sequence id included. req.Prompt and req.Stop are ignored.
+func (m *Model) GenerateIDs(ctx context.Context, promptIDs []int, req Request, emitID func(int) error) (Result, error) {
+	req.Stop = nil
+	if err := req.validate(); err != nil {
+		return Result{}, err
+	}
+	return m.run(ctx, promptIDs, req, func(id int) (bool, error) {
+		if emitID != nil {
+			return false, emitID(id)
+		}
+		return false, nil
+	})
+}
+
+func (r *Request) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", engine.ErrInvalidInput, fmt.Sprintf(format, args...))
+	}
+	finite := func(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+	switch {
+	case r.MaxTokens < 1:
+		return bad("max_tokens must be at least 1, got %d", r.MaxTokens)
+	case !finite(r.Temperature) || r.Temperature < 0:
+		return bad("temperature must be 0 or more, got %v", r.Temperature)
+	case !finite(r.TopP) || r.TopP < 0 || r.TopP > 1:
+		return bad("top_p must be between 0 and 1, got %v", r.TopP)
+	case r.TopK < 0:
+		return bad("top_k must be 0 or more, got %d", r.TopK)
+	case !finite(r.MinP) || r.MinP < 0 || r.MinP > 1:
+		return bad("min_p must be between 0 and 1, got %v", r.MinP)
+	case !finite(r.RepetitionPenalty) || r.RepetitionPenalty < 0:
+		return bad("repetition_penalty must be more than 0, got %v", r.RepetitionPenalty)
+	}
+	return nil
+}
+
+// run admits the sequence, hands it to a lane and passes each generated
+// id to onToken until it asks to stop, the lane ends the sequence or ctx
+// ends.
+func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id int) (stop bool, err error)) (Result, error) {
+	start := time.Now()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return Result{}, fmt.Errorf("model %q: %w", m.opts.Name, engine.ErrClosed)
+	}
+	m.running.Add(1)
+	m.mu.Unlock()
+	defer m.running.Done()
+
+	if len(ids) == 0 {
+		if m.cfg.bos < 0 {
+			return Result{}, fmt.Errorf("%w: the prompt is empty", engine.ErrInvalidInput)
+		}
+		ids = []int{m.cfg.bos}
+	}
+	for i, id := range ids {
+		if id < 0 || id >= m.vocab {
+			return Result{}, fmt.Errorf("%w: prompt token %d has id %d, outside model %q's vocabulary of %d ids (does the tokenizer belong to this model?)", engine.ErrInvalidInput, i, id, m.opts.Name, m.vocab)
+		}
+	}
+	maxNew := req.MaxTokens
+	if len(ids) >= m.context {
+		if m.opts.Truncate != "left" {
+			return Result{}, fmt.Errorf("%w: the prompt has %d tokens but model %q has a context of %d tokens, which must also hold at least one generated token; shorten the prompt", engine.ErrInvalidInput, len(ids), m.opts.Name, m.context)
+		}
+	}
+	if len(ids)+maxNew > m.context && m.opts.Truncate == "left" && len(ids) > m.context/2 {
+		// Keep room for the requested tokens, but never drop more than
+		// half the context of prompt for them.
+		keep := max(m.context-maxNew, m.context/2, 1)
+		ids = ids[len(ids)-keep:]
+	}
+	maxNew = min(maxNew, m.context-len(ids))
+
+	seed := rand.Uint64()
+	if req.Seed != nil {
+		seed = *req.Seed
+	}
+	s := &seq{
+		ids:     append(make([]int, 0, len(ids)+maxNew), ids...),
+		prompt:  len(ids),
+		maxNew:  maxNew,
+		sampler: newSampler(&req, seed),
+		notify:  make(chan struct{}, 1),
+	}
+	if err := m.admit(ctx); err != nil {
+		return Result{}, err
+	}
+	if m.met.prompt != nil {
+		m.met.prompt.Add(len(ids))
+	}
+	// The least loaded lane takes the sequence.
+	best := m.lanes[0]
+	bestLoad := -1
+	for _, l := range m.lanes {
+		l.mu.Lock()
+		load := l.load
+		l.mu.Unlock()
+		if bestLoad < 0 || load < bestLoad {
+			best, bestLoad = l, load
+		}
+	}
+	best.add(s)
+
+	res := Result{PromptTokens: len(ids)}
+	var buf []int
+	last := start
+	for {
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			s.cancelled.Store(true)
+			return res, ctx.Err()
+		}
+		var done bool
+		var finish string
+		var err error
+		buf, done, finish, err = s.take(buf)
+		for _, id := range buf {
+			now := time.Now()
+			if res.CompletionTokens == 0 {
+				res.TimeToFirstToken = now.Sub(start)
+				observe(m.met.ttft, res.TimeToFirstToken)
+			} else {
+				observe(m.met.itl, now.Sub(last))
+			}
+			last = now
+			res.CompletionTokens++
+			if m.met.generated != nil {
+				m.met.generated.Inc()
+			}
+			stop, err := onToken(id)
+			if err != nil || stop {
+				s.cancelled.Store(true)
+				res.FinishReason = "stop"
+				return res, err
+			}
+		}
+		if done {
+			if err != nil {
+				if errors.Is(err, errCancelled) && ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				return res, err
+			}
+			res.FinishReason = finish
+			return res, nil
+		}
+	}
+}
+
+// admit takes a sequence slot, waiting in the bounded queue if all are
+// taken.
+func (m *Model) admit(ctx context.Context) error {
+	select {
+	case m.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	m.mu.Lock()
+	if m.waiting >= m.opts.MaxQueue {
+		m.mu.Unlock()
+		return fmt.Errorf("model %q: %d generations running and %d waiting: %w", m.opts.Name, m.opts.MaxSequences, m.opts.MaxQueue, engine.ErrQueueFull)
+	}
+	m.waiting++
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.waiting--
+		m.mu.Unlock()
+	}()
+	select {
+	case m.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

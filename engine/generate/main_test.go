@@ -1,0 +1,94 @@
+package generate
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/aiassist/aiassist/engine"
+)
+
+// repoRoot is the folder holding go.mod.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// sharedDir finds the shared folder: AIASSIST_SHARED, else "shared" beside
+// the repository root.
+func sharedDir(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("AIASSIST_SHARED"); d != "" {
+		return d
+	}
+	return filepath.Join(repoRoot(t), "..", "shared")
+}
+
+func tinyLlamaDir(t testing.TB) string {
+	return filepath.Join(repoRoot(t), "examples", "models", "tiny-llama")
+}
+
+// sharedModel returns a model folder under shared/models, skipping the
+// test if it is missing.
+func sharedModel(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(sharedDir(t), "models", name)
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("%s is missing (is the shared folder beside the repository, or AIASSIST_SHARED set?): %v", dir, err)
+	}
+	return dir
+}
+
+var (
+	rtOnce sync.Once
+	rt     *engine.Runtime
+	rtErr  error
+)
+
+func runtime(t testing.TB) *engine.Runtime {
+	t.Helper()
+	rtOnce.Do(func() { rt, rtErr = engine.Init(engine.RuntimeOptions{}) })
+	if rtErr != nil {
+		t.Fatalf("ONNX Runtime: %v", rtErr)
+	}
+	return rt
+}
+
+// load opens the model in dir and closes it when the test ends.
+func load(t testing.TB, opts Options) *Model {
+	t.Helper()
+	m, err := Load(runtime(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+func greedyIDs(t testing.TB, m *Model, prompt []int, n int) ([]int, Result) {
+	t.Helper()
+	var ids []int
+	res, err := m.GenerateIDs(context.Background(), prompt, Request{MaxTokens: n}, func(id int) error {
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids, res
+}

@@ -1,0 +1,439 @@
+// Package generate runs causal language models (decoders) exported to ONNX
+// by Hugging Face Optimum or ONNX Runtime GenAI: a prompt in, text out,
+// token by token with a key/value cache, sampled and stopped as requested.
+//
+// Every model has one scheduler lane per ONNX Runtime session. A lane runs
+// continuous batching: each decode step feeds all of its active sequences
+// in one batch, their caches left-padded to a common length; a new sequence
+// is prefilled alone and joins at the next step, a finished one leaves.
+package generate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/tokenizer"
+)
+
+// Options configures Load.
+type Options struct {
+	// Name is the model's name in metrics and errors.
+	Name string
+	// Dir is the model folder: an Optimum export (config.json and
+	// model.onnx or decoder_model_merged.onnx) or a GenAI export
+	// (genai_config.json). tokenizer.json and tokenizer_config.json are
+	// read from it when present.
+	Dir string
+	// Instances is the number of ONNX Runtime sessions, each with its own
+	// scheduler lane. Default 1.
+	Instances int
+	// IntraOpThreads and InterOpThreads size each session's thread pools.
+	// Default 1.
+	IntraOpThreads, InterOpThreads int
+	// MaxSequences bounds the sequences being generated at once across all
+	// lanes. Default 8.
+	MaxSequences int
+	// MaxQueue bounds the generations waiting for a sequence slot; one more
+	// fails with engine.ErrQueueFull. Default 64.
+	MaxQueue int
+	// ContextLength overrides the model's context length from its config;
+	// 0 keeps it.
+	ContextLength int
+	// Truncate is what to do with a prompt that does not fit the context:
+	// "error" (default) refuses it, "left" drops its oldest tokens.
+	Truncate string
+	// ChatTemplate replaces tokenizer_config.json's chat_template.
+	ChatTemplate string
+	// DisableKVCache recomputes the whole sequence at every step with an
+	// empty past: slow, but the reference the cached path is tested
+	// against.
+	DisableKVCache bool
+	// Metrics receives the model's series; nil keeps them unexported.
+	Metrics *metrics.Set
+}
+
+// Model is a loaded decoder. It is safe for concurrent use.
+type Model struct {
+	opts    Options
+	cfg     *modelConfig
+	io      *ioSpec
+	tok     *tokenizer.Tokenizer
+	chat    *chatConfig
+	context int
+	vocab   int // the model's vocabulary: logits' last dimension
+	eos     map[int]bool
+
+	lanes    []*lane
+	sessions []*ort.DynamicAdvancedSession
+
+	slots    chan struct{} // one per sequence allowed to run
+	mu       sync.Mutex
+	waiting  int
+	closed   bool
+	running  sync.WaitGroup // Generate calls in progress
+	closeOne sync.Once
+
+	met modelMetrics
+}
+
+// ioSpec maps the decoder's tensors, found in the ONNX file's I/O list.
+type ioSpec struct {
+	inputNames, outputNames []string
+	ids, mask, pos          int // input indices; pos -1 if absent
+	useCacheBranch          int // input index or -1
+	idsType, maskType       ort.TensorElementDataType
+	posType                 ort.TensorElementDataType
+	past                    []int // input indices, by layer: key, value (or packed)
+	present                 []int // output indices in the same order
+	logits                  int
+	packed                  bool
+	pastShape               []int64 // declared shape of a past input; -1 dynamic
+	batchAxis, seqAxis      int
+	batchable               bool // outputs follow the batch; left padding is safe
+}
+
+// Load opens the model in opts.Dir.
+func Load(rt *engine.Runtime, opts Options) (*Model, error) {
+	if rt == nil {
+		return nil, errors.New("ONNX Runtime is not initialised")
+	}
+	if opts.Name == "" {
+		opts.Name = filepath.Base(opts.Dir)
+	}
+	opts.Instances = max(opts.Instances, 1)
+	if opts.MaxSequences <= 0 {
+		opts.MaxSequences = 8
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 64
+	}
+	switch opts.Truncate {
+	case "":
+		opts.Truncate = "error"
+	case "error", "left":
+	default:
+		return nil, fmt.Errorf("model %q: truncate %q is not one of error, left", opts.Name, opts.Truncate)
+	}
+	cfg, err := loadConfig(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load model %q: %w", opts.Name, err)
+	}
+	path := filepath.Join(opts.Dir, cfg.file)
+	ins, outs, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load model %q from %q: %w", opts.Name, path, err)
+	}
+	spec, vocab, err := bindIO(cfg, ins, outs)
+	if err != nil {
+		return nil, fmt.Errorf("model %q (%s): %w", opts.Name, path, err)
+	}
+	m := &Model{opts: opts, cfg: cfg, io: spec, vocab: vocab, eos: map[int]bool{}}
+	for _, id := range cfg.eos {
+		m.eos[id] = true
+	}
+	m.context = cfg.contextLength
+	if opts.ContextLength > 0 {
+		m.context = opts.ContextLength
+	}
+	if m.context <= 0 {
+		return nil, fmt.Errorf("model %q: the config gives no context length; set context_length", opts.Name)
+	}
+	if tp := filepath.Join(opts.Dir, "tokenizer.json"); fileExists(tp) {
+		if m.tok, err = tokenizer.Load(tp); err != nil {
+			return nil, fmt.Errorf("model %q: %w", opts.Name, err)
+		}
+	}
+	if m.chat, err = loadChatConfig(opts.Dir, opts.ChatTemplate); err != nil {
+		return nil, fmt.Errorf("model %q: %w", opts.Name, err)
+	}
+	if m.tok != nil && len(m.eos) == 0 && m.chat.eosToken != "" {
+		if id, ok := m.tok.TokenToID(m.chat.eosToken); ok {
+			m.eos[id] = true
+		}
+	}
+
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	if err := so.SetIntraOpNumThreads(max(opts.IntraOpThreads, 1)); err != nil {
+		return nil, err
+	}
+	if err := so.SetInterOpNumThreads(max(opts.InterOpThreads, 1)); err != nil {
+		return nil, err
+	}
+	for range opts.Instances {
+		s, err := ort.NewDynamicAdvancedSession(path, spec.inputNames, spec.outputNames, so)
+		if err != nil {
+			m.destroySessions()
+			return nil, fmt.Errorf("cannot open a session for model %q: %w", opts.Name, err)
+		}
+		m.sessions = append(m.sessions, s)
+	}
+	m.slots = make(chan struct{}, opts.MaxSequences)
+	m.met = newModelMetrics(opts.Metrics, opts.Name, m)
+	for _, s := range m.sessions {
+		l := newLane(m, s)
+		m.lanes = append(m.lanes, l)
+		go l.run()
+	}
+	return m, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// layerPattern turns a name pattern with %d into a regexp capturing the
+// layer number.
+func layerPattern(p string) *regexp.Regexp {
+	i := regexp.MustCompile(`%d`)
+	parts := i.Split(p, -1)
+	for j := range parts {
+		parts[j] = regexp.QuoteMeta(parts[j])
+	}
+	return regexp.MustCompile("^" + parts[0] + `(\d+)` + parts[1] + "$")
+}
+
+// bindIO finds the decoder's tensors among the ONNX file's inputs and
+// outputs and checks their types. It returns the model vocabulary size.
+func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, error) {
+	s := &ioSpec{ids: -1, mask: -1, pos: -1, useCacheBranch: -1, logits: -1}
+	for _, in := range ins {
+		s.inputNames = append(s.inputNames, in.Name)
+	}
+	for _, out := range outs {
+		s.outputNames = append(s.outputNames, out.Name)
+	}
+	find := func(infos []ort.InputOutputInfo, name string) int {
+		return slices.IndexFunc(infos, func(i ort.InputOutputInfo) bool { return i.Name == name })
+	}
+	intType := func(i int) (ort.TensorElementDataType, error) {
+		switch dt := ins[i].DataType; dt {
+		case ort.TensorElementDataTypeInt32, ort.TensorElementDataTypeInt64:
+			return dt, nil
+		default:
+			return 0, fmt.Errorf("input %q has element type %s; want int32 or int64", ins[i].Name, dt)
+		}
+	}
+	var err error
+	if s.ids = find(ins, c.inputIDs); s.ids < 0 {
+		return nil, 0, fmt.Errorf("the model has no input %q", c.inputIDs)
+	}
+	if s.idsType, err = intType(s.ids); err != nil {
+		return nil, 0, err
+	}
+	if s.mask = find(ins, c.attentionMask); s.mask < 0 {
+		return nil, 0, fmt.Errorf("the model has no input %q", c.attentionMask)
+	}
+	if s.maskType, err = intType(s.mask); err != nil {
+		return nil, 0, err
+	}
+	if s.pos = find(ins, c.positionIDs); s.pos >= 0 {
+		if s.posType, err = intType(s.pos); err != nil {
+			return nil, 0, err
+		}
+	}
+	if i := find(ins, "use_cache_branch"); i >= 0 {
+		if ins[i].DataType != ort.TensorElementDataTypeBool {
+			return nil, 0, fmt.Errorf("input use_cache_branch has element type %s; want bool", ins[i].DataType)
+		}
+		s.useCacheBranch = i
+	}
+	if s.logits = find(outs, c.logits); s.logits < 0 {
+		return nil, 0, fmt.Errorf("the model has no output %q", c.logits)
+	}
+	if outs[s.logits].DataType != ort.TensorElementDataTypeFloat {
+		return nil, 0, fmt.Errorf("output %q has element type %s; only float32 logits are supported", c.logits, outs[s.logits].DataType)
+	}
+	ld := outs[s.logits].Dimensions
+	if len(ld) != 2 && len(ld) != 3 {
+		return nil, 0, fmt.Errorf("output %q has %d dimensions; want [batch, seq, vocab]", c.logits, len(ld))
+	}
+	vocab := int(ld[len(ld)-1])
+	if vocab <= 0 {
+		vocab = c.vocabSize
+	}
+	if vocab <= 0 {
+		return nil, 0, fmt.Errorf("neither output %q nor the config gives the vocabulary size", c.logits)
+	}
+
+	// Past inputs: packed [2, batch, heads, seq, head] or split key and
+	// value [batch, heads, seq, head], numbered by layer.
+	type named struct{ pattern, kind string }
+	var pastPats, presentPats []named
+	if c.pastPacked != "" {
+		s.packed = true
+		pastPats = []named{{c.pastPacked, "kv"}}
+		presentPats = []named{{c.presentPacked, "kv"}}
+	} else {
+		pastPats = []named{{c.pastKey, "key"}, {c.pastValue, "value"}}
+		presentPats = []named{{c.presentKey, "key"}, {c.presentValue, "value"}}
+	}
+	layers := func(infos []ort.InputOutputInfo, pats []named) (map[[2]int]int, int, error) {
+		found := map[[2]int]int{}
+		n := 0
+		for k, p := range pats {
+			re := layerPattern(p.pattern)
+			for i, info := range infos {
+				mm := re.FindStringSubmatch(info.Name)
+				if mm == nil {
+					continue
+				}
+				l, err := strconv.Atoi(mm[1])
+				if err != nil || l > 1<<16 {
+					return nil, 0, fmt.Errorf("tensor %q: bad layer number", info.Name)
+				}
+				found[[2]int{l, k}] = i
+				n = max(n, l+1)
+			}
+		}
+		return found, n, nil
+	}
+	pastIdx, nLayers, err := layers(ins, pastPats)
+	if err != nil {
+		return nil, 0, err
+	}
+	presentIdx, nPresent, err := layers(outs, presentPats)
+	if err != nil {
+		return nil, 0, err
+	}
+	if nLayers == 0 {
+		return nil, 0, fmt.Errorf("the model has no past inputs named like %q; it was exported without a KV cache (export with --task text-generation-with-past)", pastPats[0].pattern)
+	}
+	if nPresent != nLayers {
+		return nil, 0, fmt.Errorf("the model has %d past layers but %d present layers", nLayers, nPresent)
+	}
+	for l := range nLayers {
+		for k := range pastPats {
+			i, ok := pastIdx[[2]int{l, k}]
+			if !ok {
+				return nil, 0, fmt.Errorf("the model has no input %q", fmt.Sprintf(pastPats[k].pattern, l))
+			}
+			o, ok := presentIdx[[2]int{l, k}]
+			if !ok {
+				return nil, 0, fmt.Errorf("the model has no output %q", fmt.Sprintf(presentPats[k].pattern, l))
+			}
+			if ins[i].DataType != ort.TensorElementDataTypeFloat || outs[o].DataType != ort.TensorElementDataTypeFloat {
+				return nil, 0, fmt.Errorf("past %q has element type %s; only float32 caches are supported", ins[i].Name, ins[i].DataType)
+			}
+			s.past = append(s.past, i)
+			s.present = append(s.present, o)
+		}
+	}
+	shape := slices.Clone([]int64(ins[s.past[0]].Dimensions))
+	if s.packed {
+		if len(shape) != 5 {
+			return nil, 0, fmt.Errorf("packed past %q has shape %v; want [2, batch, heads, seq, head_size]", ins[s.past[0]].Name, shape)
+		}
+		s.batchAxis, s.seqAxis = 1, 3
+		shape[0] = 2
+	} else {
+		if len(shape) != 4 {
+			return nil, 0, fmt.Errorf("past %q has shape %v; want [batch, heads, seq, head_size]", ins[s.past[0]].Name, shape)
+		}
+		s.batchAxis, s.seqAxis = 0, 2
+	}
+	// Heads and head size come from the ONNX shape, else from the config.
+	headsAxis := s.batchAxis + 1
+	if shape[headsAxis] < 0 {
+		shape[headsAxis] = int64(c.numKVHeads)
+	}
+	if shape[len(shape)-1] < 0 {
+		shape[len(shape)-1] = int64(c.headSize)
+	}
+	if shape[headsAxis] <= 0 || shape[len(shape)-1] <= 0 {
+		return nil, 0, fmt.Errorf("past %q has dynamic heads or head size and the config does not give them", ins[s.past[0]].Name)
+	}
+	s.pastShape = shape
+	// Left padding is only safe if positions are given explicitly and
+	// the outputs follow the batch size rather than being fixed.
+	s.batchable = s.pos >= 0 && ld[0] < 0 && outs[s.present[0]].Dimensions[s.batchAxis] < 0
+	return s, vocab, nil
+}
+
+// Name is the configured model name.
+func (m *Model) Name() string { return m.opts.Name }
+
+// ContextLength is the most tokens, prompt and completion, a sequence holds.
+func (m *Model) ContextLength() int { return m.context }
+
+// VocabSize is the model's vocabulary: prompt ids must be below it.
+func (m *Model) VocabSize() int { return m.vocab }
+
+// Tokenizer returns the model's tokenizer, or nil if its folder has no
+// tokenizer.json.
+func (m *Model) Tokenizer() *tokenizer.Tokenizer { return m.tok }
+
+// Options returns the options the model was loaded with, defaults filled.
+func (m *Model) Options() Options { return m.opts }
+
+// Close stops taking generations, waits for the running ones to finish and
+// releases the sessions.
+func (m *Model) Close() {
+	m.closeOne.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		m.mu.Unlock()
+		m.running.Wait()
+		for _, l := range m.lanes {
+			l.stop()
+		}
+		m.destroySessions()
+	})
+}
+
+func (m *Model) destroySessions() {
+	for _, s := range m.sessions {
+		s.Destroy()
+	}
+	m.sessions = nil
+}
+
+// modelMetrics are the model's series; all nil without a metrics set.
+type modelMetrics struct {
+	generated, prompt *metrics.Counter
+	ttft, itl         *metrics.PrometheusHistogram
+}
+
+// tokenLatencyBuckets suit time to first token and inter-token latency.
+var tokenLatencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+func newModelMetrics(set *metrics.Set, name string, m *Model) modelMetrics {
+	if set == nil {
+		return modelMetrics{}
+	}
+	label := `{model=` + strconv.Quote(name) + `}`
+	set.NewGauge("aiassist_sequences_active"+label, func() float64 { return float64(len(m.slots)) })
+	set.NewGauge("aiassist_generation_queue_depth"+label, func() float64 {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return float64(m.waiting)
+	})
+	return modelMetrics{
+		generated: set.NewCounter("aiassist_generated_tokens_total" + label),
+		prompt:    set.NewCounter("aiassist_prompt_tokens_total" + label),
+		ttft:      set.NewPrometheusHistogramExt("aiassist_time_to_first_token_seconds"+label, tokenLatencyBuckets),
+		itl:       set.NewPrometheusHistogramExt("aiassist_inter_token_latency_seconds"+label, tokenLatencyBuckets),
+	}
+}
+
+// observe is a nil-safe histogram update.
+func observe(h *metrics.PrometheusHistogram, d time.Duration) {
+	if h != nil {
+		h.Update(d.Seconds())
+	}
+}
