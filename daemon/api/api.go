@@ -121,6 +121,10 @@ func (s *Server) requestID(ctx *fasthttp.RequestCtx) string {
 // the same JSON shape; fasthttp would otherwise send 400 for a body that is
 // too large.
 func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
+	st, release := s.opts.Acquire()
+	defer release()
+	id := s.requestID(ctx)
+	ctx.Response.Header.Set("X-Request-Id", id)
 	var e *Error
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		e = newError(fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large", "request body is larger than server.max_body_bytes")
@@ -130,6 +134,14 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	writeError(ctx, e)
 	ctx.SetConnectionClose()
 	s.requests.Observe("", "", e.Status, e.Code, 0)
+	// These requests never reach Handler; without this line a client
+	// refused with 413 would leave no trace in the access log.
+	if st.AccessLog {
+		s.access.Log(observe.Entry{
+			RequestID: id, Method: string(ctx.Method()), Path: string(ctx.Path()), Status: e.Status, Reason: e.Code,
+			Remote: ctx.RemoteIP().String(), BytesOut: len(ctx.Response.Body()),
+		})
+	}
 }
 
 func (s *Server) route(ctx *fasthttp.RequestCtx, st *State, c *call) error {

@@ -646,6 +646,20 @@ func TestErrors(t *testing.T) {
 // response.
 func TestBodyTooLarge(t *testing.T) {
 	ts := serve(t, &State{Models: map[string]*engine.TensorModel{}}, serverOptions{})
+	r := ts.tooLarge(t, nil)
+	checkError(t, r, 413, "invalid_request_error", "body_too_large", "server.max_body_bytes")
+	if r.header.Get("X-Request-Id") == "" {
+		t.Error("no X-Request-Id on a 413")
+	}
+
+	// A body of exactly the limit is read and handled.
+	r = ts.post(t, "/v2/models/demo/infer", `{"inputs":[]}`+strings.Repeat(" ", maxBody-len(`{"inputs":[]}`)))
+	checkError(t, r, 404, "not_found_error", "model_not_found", "demo")
+}
+
+// tooLarge announces a body of maxBody+1 bytes and sends none of it.
+func (ts *testServer) tooLarge(t *testing.T, header map[string]string) reply {
+	t.Helper()
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	req, err := http.NewRequest("POST", ts.url+"/v2/models/demo/infer", pr)
@@ -653,17 +667,16 @@ func TestBodyTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.ContentLength = maxBody + 1
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	resp, err := ts.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	checkError(t, reply{resp.StatusCode, resp.Header, b}, 413, "invalid_request_error", "body_too_large", "server.max_body_bytes")
-
-	// A body of exactly the limit is read and handled.
-	r := ts.post(t, "/v2/models/demo/infer", `{"inputs":[]}`+strings.Repeat(" ", maxBody-len(`{"inputs":[]}`)))
-	checkError(t, r, 404, "not_found_error", "model_not_found", "demo")
+	return reply{resp.StatusCode, resp.Header, b}
 }
 
 // holdingModel waits for a batch to fill for an hour: a request sits in
@@ -942,16 +955,21 @@ func TestAccessLog(t *testing.T) {
 	r3 := ts.get(t, "/v2/health/live")
 	// An unusable caller id is replaced, not echoed.
 	r4 := ts.do(t, "GET", "/v2/health/live", nil, map[string]string{"X-Request-Id": `a"b`})
+	// Refused by fasthttp before the handler, through ErrorHandler.
+	r5 := ts.tooLarge(t, map[string]string{"X-Request-Id": "big-1"})
 	if got := r1.header.Get("X-Request-Id"); got != "caller-42" {
 		t.Errorf("X-Request-Id %q, want the caller's caller-42", got)
 	}
-	ids := []string{r1.header.Get("X-Request-Id"), r2.header.Get("X-Request-Id"), r3.header.Get("X-Request-Id"), r4.header.Get("X-Request-Id")}
+	if got := r5.header.Get("X-Request-Id"); r5.status != 413 || got != "big-1" {
+		t.Errorf("413: status %d, X-Request-Id %q", r5.status, got)
+	}
+	ids := []string{r1.header.Get("X-Request-Id"), r2.header.Get("X-Request-Id"), r3.header.Get("X-Request-Id"), r4.header.Get("X-Request-Id"), "big-1"}
 	if ids[1] == "" || ids[2] == "" || ids[1] == ids[2] || ids[3] == `a"b` || ids[3] == "" {
 		t.Errorf("generated ids %q", ids)
 	}
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 4 {
+	if len(lines) != 5 {
 		t.Fatalf("%d log lines, want one per request:\n%s", len(lines), buf.String())
 	}
 	want := []struct {
@@ -964,6 +982,7 @@ func TestAccessLog(t *testing.T) {
 		{"/v2/models/{name}/infer", "demo", 400, 1, "invalid_input"},
 		{"/v2/health/live", "", 200, 0, ""},
 		{"/v2/health/live", "", 200, 0, ""},
+		{"", "", 413, 0, "body_too_large"},
 	}
 	for i, line := range lines {
 		var e map[string]any
@@ -971,7 +990,11 @@ func TestAccessLog(t *testing.T) {
 			t.Fatalf("line %d is not JSON: %s", i, line)
 		}
 		w := want[i]
-		if e["msg"] != "request" || e["level"] != "INFO" || e["request_id"] != ids[i] || e["route"] != w.route ||
+		level := "INFO"
+		if w.status >= 500 {
+			level = "WARN"
+		}
+		if e["msg"] != "request" || e["level"] != level || e["request_id"] != ids[i] || e["route"] != w.route ||
 			e["model"] != w.model || e["status"] != float64(w.status) || e["bytes_in"] != float64(w.bytesIn) {
 			t.Errorf("line %d: %s", i, line)
 		}
