@@ -260,6 +260,10 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 				res.FinishReason = "stop"
 				return res, err
 			}
+			if ctx.Err() != nil {
+				s.cancelled.Store(true)
+				return res, ctx.Err()
+			}
 		}
 		if done {
 			if err != nil {

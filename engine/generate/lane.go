@@ -132,6 +132,9 @@ func (l *lane) run() {
 			<-l.wakeC
 			continue
 		}
+		if h := l.m.stepHook; h != nil {
+			h()
+		}
 		l.step(joining)
 	}
 }
@@ -227,7 +230,8 @@ func (l *lane) repack(rows []cacheRow) error {
 		l.past, l.pastLen, s.own = s.own, s.ownLen, nil
 		return nil
 	}
-	if len(rows) == 1 && sameValues(rows[0].src, l.past) && rows[0].row == 0 && rows[0].n == l.pastLen {
+	if len(rows) == 1 && sameValues(rows[0].src, l.past) && rows[0].row == 0 && rows[0].n == l.pastLen &&
+		l.past[0].GetShape()[io.batchAxis] == 1 {
 		return nil
 	}
 	if !io.batchable && len(rows) > 1 {
@@ -352,6 +356,7 @@ func (l *lane) decodeStep() {
 		l.failAll(err)
 		return
 	}
+	l.m.observeBatch(len(l.active))
 	want := l.pastLen + 1
 	l.dropPast()
 	l.past, l.pastLen = out.present, out.presentLen

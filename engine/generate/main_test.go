@@ -60,7 +60,7 @@ var (
 	rtErr  error
 )
 
-func runtime(t testing.TB) *engine.Runtime {
+func ortRuntime(t testing.TB) *engine.Runtime {
 	t.Helper()
 	rtOnce.Do(func() { rt, rtErr = engine.Init(engine.RuntimeOptions{}) })
 	if rtErr != nil {
@@ -72,7 +72,7 @@ func runtime(t testing.TB) *engine.Runtime {
 // load opens the model in dir and closes it when the test ends.
 func load(t testing.TB, opts Options) *Model {
 	t.Helper()
-	m, err := Load(runtime(t), opts)
+	m, err := Load(ortRuntime(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

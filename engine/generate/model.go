@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -84,7 +85,21 @@ type Model struct {
 	running  sync.WaitGroup // Generate calls in progress
 	closeOne sync.Once
 
-	met modelMetrics
+	met       modelMetrics
+	peakBatch atomic.Int64 // the largest decode batch so far, for tests
+	stepHook  func()       // tests: runs before each lane step
+}
+
+func (m *Model) observeBatch(n int) {
+	if m.met.batch != nil {
+		m.met.batch.Update(float64(n))
+	}
+	for {
+		p := m.peakBatch.Load()
+		if int64(n) <= p || m.peakBatch.CompareAndSwap(p, int64(n)) {
+			return
+		}
+	}
 }
 
 // ioSpec maps the decoder's tensors, found in the ONNX file's I/O list.
@@ -406,7 +421,7 @@ func (m *Model) destroySessions() {
 // modelMetrics are the model's series; all nil without a metrics set.
 type modelMetrics struct {
 	generated, prompt *metrics.Counter
-	ttft, itl         *metrics.PrometheusHistogram
+	ttft, itl, batch  *metrics.PrometheusHistogram
 }
 
 // tokenLatencyBuckets suit time to first token and inter-token latency.
@@ -428,6 +443,7 @@ func newModelMetrics(set *metrics.Set, name string, m *Model) modelMetrics {
 		prompt:    set.NewCounter("aiassist_prompt_tokens_total" + label),
 		ttft:      set.NewPrometheusHistogramExt("aiassist_time_to_first_token_seconds"+label, tokenLatencyBuckets),
 		itl:       set.NewPrometheusHistogramExt("aiassist_inter_token_latency_seconds"+label, tokenLatencyBuckets),
+		batch:     set.NewPrometheusHistogramExt("aiassist_generation_batch_size"+label, []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}),
 	}
 }
 
