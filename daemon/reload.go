@@ -187,10 +187,12 @@ func (d *Daemon) apply() (bool, error) {
 	// Nothing below fails: the new state serves from here on.
 	publish(old, next)
 	d.current.Store(next)
-	d.generation.Store(gen)
 	d.level.Set(parseLevel(cfg.Logging.Level))
 	d.net.commit(plan)
 	d.commitAdmin(admin)
+	// The generation metric moves last, so whoever sees it has the new
+	// listeners too.
+	d.generation.Store(gen)
 	if d.watcher != nil {
 		d.watcher.set(watchFiles(d.opts.ConfigPath, modelPaths(cfg)))
 	}
