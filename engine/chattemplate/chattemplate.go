@@ -37,7 +37,12 @@ type Template struct {
 
 // Parse compiles src; bos and eos are the values of bos_token and
 // eos_token.
-func Parse(src, bos, eos string) (*Template, error) {
+func Parse(src, bos, eos string) (_ *Template, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("invalid chat template: %v", r)
+		}
+	}()
 	t, err := jinja.Compile(src)
 	if err != nil {
 		return nil, fmt.Errorf("invalid chat template: %w", err)
@@ -46,7 +51,15 @@ func Parse(src, bos, eos string) (*Template, error) {
 }
 
 // Render renders messages. An error the template raises wraps ErrRender.
-func (t *Template) Render(messages []Message, addGenerationPrompt bool) (string, error) {
+func (t *Template) Render(messages []Message, addGenerationPrompt bool) (_ string, err error) {
+	// The template comes from the model's files and the messages from a
+	// client: a bug the two trigger in the engine must not take the
+	// server down.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrRender, r)
+		}
+	}()
 	msgs := make([]any, len(messages))
 	for i, m := range messages {
 		msgs[i] = map[string]any{"role": m.Role, "content": m.Content}
