@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -263,5 +264,77 @@ func TestWatchConfigMap(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
+	}
+}
+
+// TestSocketActivation passes a listening socket the way systemd does
+// (LISTEN_FDS, LISTEN_PID, fd 3) and checks that the daemon serves it, uses
+// it for the config's listener at the same address instead of binding
+// again, and keeps it open when a reload drops that listener.
+func TestSocketActivation(t *testing.T) {
+	requireBinary(t)
+	dir := t.TempDir()
+	writeDemo(t, filepath.Join(dir, "demo.onnx"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := ln.Addr().(*net.TCPAddr).Port
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	defer f.Close()
+	other := freePort(t)
+	cfg := filepath.Join(dir, "config.cue")
+	render := func(ports ...int) string {
+		var ls []string
+		for _, p := range ports {
+			ls = append(ls, fmt.Sprintf("{port: %d}", p))
+		}
+		return fmt.Sprintf("listeners: [%s]\nreload: watch: false\nmodels: demo: {kind: \"tensor\", path: \"demo.onnx\"}\n", strings.Join(ls, ", "))
+	}
+	writeConfig(t, cfg, render(passed, other))
+
+	requireBinary(t)
+	p := &proc{t: t, log: &syncBuffer{}, done: make(chan struct{}), client: &http.Client{Timeout: time.Minute}}
+	// systemd sets LISTEN_PID to the service's pid; exec keeps the
+	// shell's.
+	p.cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" serve -config "$1"`, binary, cfg)
+	p.cmd.Env = append(os.Environ(), "ONNXRUNTIME_LIB="+ortLib, "LISTEN_FDS=1")
+	p.cmd.ExtraFiles = []*os.File{f}
+	p.cmd.Stderr, p.cmd.Stdout = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("aiassistd log:\n%s", p.log.String())
+		}
+	})
+	p.until("generation 1", func() bool { return p.metrics(other)["aiassist_config_generation"] == 1 })
+	if err := infer(context.Background(), p.client, passed, "demo"); err != nil {
+		t.Errorf("passed socket: %v", err)
+	}
+	writeConfig(t, cfg, render(other))
+	p.signal(syscall.SIGHUP)
+	p.until("generation 2", func() bool { return p.metrics(other)["aiassist_config_generation"] == 2 })
+	if err := infer(context.Background(), p.client, passed, "demo"); err != nil {
+		t.Errorf("passed socket after a reload that dropped its listener: %v", err)
+	}
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	if !strings.Contains(p.log.String(), "using a socket passed by systemd") {
+		t.Errorf("the log does not say it uses the passed socket")
 	}
 }
