@@ -34,6 +34,8 @@ func TestKVCacheMatchesRecompute(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			cached := load(t, Options{Name: c.name, Dir: c.dir})
+			chunked := load(t, Options{Name: c.name, Dir: c.dir})
+			chunked.prefillChunk = 2
 			full := load(t, Options{Name: c.name, Dir: c.dir, DisableKVCache: true})
 			for _, p := range c.prompts {
 				got, _ := greedyIDs(t, cached, p, 24)
@@ -44,6 +46,9 @@ func TestKVCacheMatchesRecompute(t *testing.T) {
 				}
 				if len(got) != 24 {
 					t.Errorf("prompt %v: %d tokens, want 24", p, len(got))
+				}
+				if got, _ := greedyIDs(t, chunked, p, 24); !slices.Equal(got, want) {
+					t.Errorf("prompt %v: prefilled in chunks of 2 %v, recomputed %v", p, got, want)
 				}
 			}
 		})
@@ -91,6 +96,22 @@ func TestGreedyLength(t *testing.T) {
 	bos, _ := generate(t, m, Request{Prompt: "Hello world", MaxTokens: 1, AddSpecialTokens: false})
 	if bos.PromptTokens != 6 {
 		t.Errorf("prompt tokens %d", bos.PromptTokens)
+	}
+}
+
+// TestEOS makes one of the greedy tokens an end-of-sequence token: the
+// generation stops there with finish reason stop, without its text.
+func TestEOS(t *testing.T) {
+	t.Parallel()
+	m := load(t, Options{Name: "tiny-llama", Dir: tinyLlamaDir(t)})
+	ids, _ := greedyIDs(t, m, m.Tokenizer().Encode("Hello world", false), 20)
+	full, _ := generate(t, m, Request{Prompt: "Hello world", MaxTokens: 20})
+	stop := slices.Index(ids, ids[6]) // its first occurrence
+	m.eos[ids[6]] = true
+	res, _ := generate(t, m, Request{Prompt: "Hello world", MaxTokens: 20})
+	want := m.Tokenizer().Decode(ids[:stop], true)
+	if res.FinishReason != "stop" || res.CompletionTokens != stop+1 || res.Text != want || !strings.HasPrefix(full.Text, want) {
+		t.Errorf("got %+v, want %q after %d tokens, finish stop", res, want, stop+1)
 	}
 }
 

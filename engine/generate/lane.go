@@ -45,6 +45,12 @@ func (s *seq) end(finish string, err error) {
 	s.wake()
 }
 
+func (s *seq) isDone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
 func (s *seq) wake() {
 	select {
 	case s.notify <- struct{}{}:
@@ -135,13 +141,16 @@ func (l *lane) run() {
 		if h := l.m.stepHook; h != nil {
 			h()
 		}
-		l.step(joining)
+		l.safeStep(joining)
 	}
 }
 
 // finish ends s and gives its slot back.
 func (l *lane) finish(s *seq, reason string, err error) {
 	s.release()
+	if s.isDone() {
+		return
+	}
 	s.end(reason, err)
 	l.mu.Lock()
 	l.load--
@@ -154,6 +163,21 @@ func (l *lane) dropPast() {
 		v.Destroy()
 	}
 	l.past, l.pastLen = nil, 0
+}
+
+// safeStep runs step and turns a panic into an error for the sequences
+// of this lane, so that a bug fails the requests rather than the server.
+func (l *lane) safeStep(joining []*seq) {
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("model %q: internal error in the decode loop: %v", l.m.opts.Name, r)
+			for _, s := range joining {
+				l.finish(s, "", err)
+			}
+			l.failAll(err)
+		}
+	}()
+	l.step(joining)
 }
 
 // step prefills the joining sequences, then runs one decode step for all
@@ -302,24 +326,41 @@ func (l *lane) failAll(err error) {
 
 // prefill runs s's prompt alone with an empty past, samples its first
 // token and keeps its cache for it to join the batch. It reports whether s
-// goes on.
+// goes on. A long prompt goes in chunks of prefillChunk tokens, each with
+// the cache of the ones before: the logits of a step cover every position
+// it feeds, and for a long prompt and a large vocabulary those would not
+// fit in memory at once.
 func (l *lane) prefill(s *seq) bool {
-	out, err := l.runModel([][]int{s.ids}, [][]int{positions(0, len(s.ids))}, nil, 0, []int{0})
-	if err != nil {
-		l.finish(s, "", err)
-		return false
+	chunk := len(s.ids)
+	if l.m.io.batchable && l.m.prefillChunk > 0 {
+		chunk = l.m.prefillChunk
 	}
-	s.own = out.present
-	s.ownLen = out.presentLen
-	s.cached = len(s.ids)
-	if l.m.io.batchable && out.presentLen != len(s.ids) {
-		l.finish(s, "", fmt.Errorf("model %q: the cache after a prompt of %d tokens holds %d positions", l.m.opts.Name, len(s.ids), out.presentLen))
-		return false
+	var past []ort.Value
+	pastLen := 0
+	for done := 0; done < len(s.ids); {
+		end := min(done+chunk, len(s.ids))
+		out, err := l.runModel([][]int{s.ids[done:end]}, [][]int{positions(done, end)}, past, pastLen, []int{0})
+		destroyAll(past)
+		if err != nil {
+			l.finish(s, "", err)
+			return false
+		}
+		past, pastLen = out.present, out.presentLen
+		if l.m.io.batchable && pastLen != end {
+			destroyAll(past)
+			l.finish(s, "", fmt.Errorf("model %q: the cache after %d prompt tokens holds %d positions", l.m.opts.Name, end, pastLen))
+			return false
+		}
+		if done = end; done == len(s.ids) {
+			s.own, s.ownLen = past, pastLen
+			s.cached = len(s.ids)
+			if !l.m.io.batchable {
+				s.cached = pastLen
+			}
+			return l.advance(s, out.logits[0])
+		}
 	}
-	if !l.m.io.batchable {
-		s.cached = out.presentLen
-	}
-	return l.advance(s, out.logits[0])
+	return false
 }
 
 // advance samples the next token of s from logits and reports whether s

@@ -88,6 +88,8 @@ type Model struct {
 	met       modelMetrics
 	peakBatch atomic.Int64 // the largest decode batch so far, for tests
 	stepHook  func()       // tests: runs before each lane step
+	// prefillChunk is the most prompt tokens fed in one step.
+	prefillChunk int
 }
 
 func (m *Model) observeBatch(n int) {
@@ -153,7 +155,7 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %q (%s): %w", opts.Name, path, err)
 	}
-	m := &Model{opts: opts, cfg: cfg, io: spec, vocab: vocab, eos: map[int]bool{}}
+	m := &Model{opts: opts, cfg: cfg, io: spec, vocab: vocab, eos: map[int]bool{}, prefillChunk: defaultPrefillChunk}
 	for _, id := range cfg.eos {
 		m.eos[id] = true
 	}
@@ -379,6 +381,10 @@ func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, erro
 	s.batchable = s.pos >= 0 && ld[0] < 0 && outs[s.present[0]].Dimensions[s.batchAxis] < 0
 	return s, vocab, nil
 }
+
+// defaultPrefillChunk bounds the logits of a prefill step: 512 positions
+// of a 150k vocabulary are 300 MB of float32.
+const defaultPrefillChunk = 512
 
 // Name is the configured model name.
 func (m *Model) Name() string { return m.opts.Name }
