@@ -1,6 +1,8 @@
 package generate
 
 import (
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -39,4 +41,30 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(float64(ttft.Microseconds())/float64(b.N), "ttft-µs")
 		})
 	}
+}
+
+// BenchmarkDecodeConcurrent runs 8 greedy streams at once on one session:
+// continuous batching puts them in one batch, so the total tokens/s is
+// well above one stream's.
+func BenchmarkDecodeConcurrent(b *testing.B) {
+	m := load(b, Options{Name: "tiny-llama", Dir: tinyLlamaDir(b)})
+	const streams, n = 8, 128
+	var tokens atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		var wg sync.WaitGroup
+		for i := range streams {
+			wg.Go(func() {
+				res, err := m.GenerateIDs(b.Context(), []int{306, 308, 40 + i, 71}, Request{MaxTokens: n}, nil)
+				if err != nil {
+					b.Error(err)
+				}
+				tokens.Add(int64(res.CompletionTokens))
+			})
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(tokens.Load())/time.Since(start).Seconds(), "tokens/s")
+	b.ReportMetric(float64(m.peakBatch.Load()), "peak-batch")
 }
