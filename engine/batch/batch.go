@@ -2,6 +2,10 @@
 // into batches, like Triton's dynamic batcher: a free worker takes the
 // oldest request and every later one with the same key until the batch is
 // full, waiting at most MaxQueueDelay for more when it is not.
+//
+// Unlike Triton, a worker waits only while the last batch was larger than
+// what is queued now: a lone client gets no added delay, and a burst that
+// just ended costs one wait at most.
 package batch
 
 import (
@@ -65,6 +69,9 @@ type Queue[T, R any] struct {
 	wake    chan struct{} // closed and replaced when items arrive or on close
 	closed  bool
 	workers sync.WaitGroup
+	// lastRows is the size of the last batch handed out; waiting for a
+	// batch to fill only pays when recent batches were larger.
+	lastRows int
 }
 
 // New starts a queue with n workers, each running batches with run. A worker
@@ -209,7 +216,7 @@ func (q *Queue[T, R]) next() []*item[T, R] {
 		head := q.items[0]
 		picked, rows := q.pickLocked(head)
 		wait := head.enqueued.Add(q.opts.MaxQueueDelay).Sub(time.Now())
-		if rows >= q.opts.MaxBatchSize || q.closed || wait <= 0 {
+		if rows >= q.opts.MaxBatchSize || rows >= q.lastRows || q.closed || wait <= 0 {
 			// Every picked request may have been cancelled meanwhile;
 			// then look again.
 			if batch := q.takeLocked(picked); len(batch) > 0 {
@@ -264,6 +271,11 @@ func (q *Queue[T, R]) takeLocked(picked []int) []*item[T, R] {
 	}
 	clear(q.items[len(keep):])
 	q.items = keep
+	rows := 0
+	for _, it := range batch {
+		rows += it.rows
+	}
+	q.lastRows = rows
 	return batch
 }
 

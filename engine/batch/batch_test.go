@@ -158,3 +158,16 @@ func TestRunnerPanicBecomesError(t *testing.T) {
 		t.Fatal("want an error from a panicking runner")
 	}
 }
+
+// A lone client must not wait out the queue delay: with nothing else
+// queued and no larger batch before, its request is dispatched at once.
+func TestLoneRequestDoesNotWait(t *testing.T) {
+	q := New(Options{MaxBatchSize: 8, MaxQueueDelay: time.Hour, MaxQueueSize: 10}, 1,
+		func(v []int) ([]int, error) { return v, nil })
+	defer q.Close()
+	for i := range 3 {
+		if got, err := q.Submit(context.Background(), "", 1, i); err != nil || got != i {
+			t.Fatalf("got %d, %v", got, err)
+		}
+	}
+}
