@@ -83,12 +83,15 @@ func TestKeysDoNotMix(t *testing.T) {
 
 func TestFullQueueRefuses(t *testing.T) {
 	block := make(chan struct{})
-	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 2}, 1, func(v []int) ([]int, error) { <-block; return v, nil })
+	running := make(chan struct{}, 1)
+	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 2}, 1, func(v []int) ([]int, error) {
+		running <- struct{}{}
+		<-block
+		return v, nil
+	})
 	defer q.Close()
-	go q.Submit(context.Background(), "", 1, 0) // taken by the worker
-	for q.Len() != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	go q.Submit(context.Background(), "", 1, 0)
+	<-running // the worker holds request 0
 	go q.Submit(context.Background(), "", 1, 1)
 	go q.Submit(context.Background(), "", 1, 2)
 	for q.Len() < 2 {
@@ -98,23 +101,25 @@ func TestFullQueueRefuses(t *testing.T) {
 		t.Fatalf("err = %v, want ErrQueueFull", err)
 	}
 	close(block)
+	for range 2 {
+		<-running
+	}
 }
 
 func TestExpiredRequestIsNeverRun(t *testing.T) {
 	block := make(chan struct{})
+	running := make(chan struct{}, 1)
 	var ran atomic.Int32
 	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 10}, 1, func(v []int) ([]int, error) {
 		if v[0] == 2 {
 			ran.Add(1)
 		}
+		running <- struct{}{}
 		<-block
 		return v, nil
 	})
 	go q.Submit(context.Background(), "", 1, 1)
-	for q.Len() != 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(10 * time.Millisecond)
+	<-running // the only worker is busy with request 1
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	_, err := q.Submit(ctx, "", 1, 2)
@@ -129,8 +134,12 @@ func TestExpiredRequestIsNeverRun(t *testing.T) {
 }
 
 func TestCloseDrainsAndRefuses(t *testing.T) {
-	q := New(Options{MaxBatchSize: 4, MaxQueueDelay: time.Second, MaxQueueSize: 10}, 2,
+	q := New(Options{MaxBatchSize: 4, MaxQueueDelay: time.Hour, MaxQueueSize: 10}, 2,
 		func(v []int) ([]int, error) { return v, nil })
+	// A full batch first, so that smaller ones wait for company.
+	if _, err := q.Submit(context.Background(), "", 4, 0); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for i := range 3 {
 		wg.Add(1)
@@ -144,7 +153,7 @@ func TestCloseDrainsAndRefuses(t *testing.T) {
 	for q.Len() < 3 {
 		time.Sleep(time.Millisecond)
 	}
-	q.Close() // must not wait out the 1 s delay
+	q.Close() // must not wait out the delay
 	wg.Wait()
 	if _, err := q.Submit(context.Background(), "", 1, 9); !errors.Is(err, ErrClosed) {
 		t.Fatalf("err = %v, want ErrClosed", err)
