@@ -218,7 +218,7 @@ func (d *Daemon) drain(old, next *state) {
 func modelPaths(cfg *schema.Config) []string {
 	var out []string
 	for _, m := range cfg.Models {
-		out = append(out, m.Path)
+		out = append(out, modelFiles(m)...)
 	}
 	return out
 }

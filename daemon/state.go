@@ -14,6 +14,7 @@ import (
 
 	"github.com/aiassist/aiassist/daemon/api"
 	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/generate"
 	"github.com/aiassist/aiassist/schema"
 )
 
@@ -31,7 +32,8 @@ type state struct {
 // the identity of the file it was loaded from.
 type loadedModel struct {
 	spec  schema.Model
-	model *engine.TensorModel
+	model *engine.TensorModel // a tensor model, or nil
+	gen   *generate.Model     // a causal-lm model, or nil
 	set   *metrics.Set
 	file  fileID
 }
@@ -59,7 +61,12 @@ func statFile(path string) (fileID, error) {
 // close releases the model's sessions and drops its series. It runs only
 // once no state that serves the model has requests in flight.
 func (m *loadedModel) close() {
-	m.model.Close()
+	if m.model != nil {
+		m.model.Close()
+	}
+	if m.gen != nil {
+		m.gen.Close()
+	}
 	metrics.UnregisterSet(m.set, true)
 }
 
@@ -97,7 +104,7 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, cfg *schema.Config, old
 	}
 	for _, name := range cfg.ModelNames() {
 		spec := cfg.Models[name]
-		file, err := statFile(spec.Path)
+		file, err := statModel(spec)
 		if err != nil {
 			return fail(fmt.Errorf("models.%s.path: cannot open model file: %w", name, err))
 		}
@@ -108,11 +115,15 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, cfg *schema.Config, old
 			}
 		}
 		set := metrics.NewSet()
-		m, err := engine.LoadTensorModel(rt, modelOptions(cfg, spec, set))
+		lm := &loadedModel{spec: spec, set: set, file: file}
+		if spec.Kind == schema.KindCausalLM {
+			lm.gen, err = generate.Load(rt, generateOptions(cfg, spec, set))
+		} else {
+			lm.model, err = engine.LoadTensorModel(rt, modelOptions(cfg, spec, set))
+		}
 		if err != nil {
 			return fail(fmt.Errorf("models.%s: %w", name, err))
 		}
-		lm := &loadedModel{spec: spec, model: m, set: set, file: file}
 		opened = append(opened, lm)
 		st.models[name] = lm
 	}
@@ -122,6 +133,9 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, cfg *schema.Config, old
 	st.api = &api.State{
 		Generation:     generation,
 		Models:         map[string]*engine.TensorModel{},
+		Generators:     map[string]*generate.Model{},
+		DefaultModel:   defaultModel(cfg),
+		LogPrompts:     cfg.Logging.LogPrompts,
 		RequestTimeout: cfg.Server.RequestTimeout,
 		AccessLog:      cfg.Logging.AccessLog,
 	}
@@ -129,7 +143,11 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, cfg *schema.Config, old
 		st.api.MetricsPath = cfg.Metrics.Path
 	}
 	for name, lm := range st.models {
-		st.api.Models[name] = lm.model
+		if lm.gen != nil {
+			st.api.Generators[name] = lm.gen
+		} else {
+			st.api.Models[name] = lm.model
+		}
 	}
 	return st, nil
 }
@@ -142,7 +160,7 @@ func sameModel(prev *loadedModel, spec schema.Model, file fileID, ca, cb *schema
 // has been replaced, removed or rewritten since.
 func modelFilesChanged(st *state) bool {
 	for _, lm := range st.models {
-		if id, err := statFile(lm.spec.Path); err != nil || id != lm.file {
+		if id, err := statModel(lm.spec); err != nil || id != lm.file {
 			return true
 		}
 	}
@@ -160,6 +178,17 @@ func warmUp(logger *slog.Logger, models []*loadedModel, timeout time.Duration) e
 	errs := make([]error, len(models))
 	var wg sync.WaitGroup
 	for i, lm := range models {
+		if lm.gen != nil {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				defer cancel()
+				// Token 0 is in every vocabulary.
+				if _, err := lm.gen.GenerateIDs(ctx, []int{0}, generate.Request{MaxTokens: 1}, nil); err != nil {
+					errs[i] = fmt.Errorf("models.%s: the warm-up generation of one token failed: %w", lm.spec.Name, err)
+				}
+			})
+			continue
+		}
 		inputs, reason := warmInputs(lm.model.Inputs())
 		if inputs == nil {
 			logger.Info("model not warmed up", "model", lm.spec.Name, "reason", reason)

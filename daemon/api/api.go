@@ -1,9 +1,12 @@
 // Package api serves the HTTP API with fasthttp: KServe v2 tensor
-// inference, health, and metrics. It reads everything it serves from a
-// State snapshot that the daemon swaps on reload.
+// inference, text generation (/v1/generate and the OpenAI-compatible
+// /v1/completions, /v1/chat/completions and /v1/models, streamed as
+// server-sent events), health, and metrics. It reads everything it serves
+// from a State snapshot that the daemon swaps on reload.
 package api
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,13 +23,22 @@ import (
 
 	"github.com/aiassist/aiassist/daemon/observe"
 	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/generate"
 )
 
 // State is what one configuration generation serves. It is never changed
 // after the daemon publishes it.
 type State struct {
-	Generation     uint64
-	Models         map[string]*engine.TensorModel
+	Generation uint64
+	Models     map[string]*engine.TensorModel
+	// Generators are the causal-lm models, by name.
+	Generators map[string]*generate.Model
+	// DefaultModel is the generator a /v1 request without "model" gets;
+	// "" makes such requests name one.
+	DefaultModel string
+	// LogPrompts adds the prompt and the generated text to the access
+	// log lines of generation requests.
+	LogPrompts     bool
 	RequestTimeout time.Duration
 	// MetricsPath is where metrics are served; "" turns them off.
 	MetricsPath string
@@ -53,6 +65,10 @@ type Server struct {
 	access   observe.AccessLog
 	idPrefix string
 	idSeq    atomic.Uint64
+	started  time.Time
+	// streamHook, when set by a test, runs after each chunk a stream has
+	// written.
+	streamHook func()
 }
 
 // New returns a Server.
@@ -62,40 +78,69 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
-	return &Server{opts: opts, requests: observe.NewRequests(opts.Metrics), access: observe.AccessLog{Logger: opts.Logger}, idPrefix: hex.EncodeToString(p[:]) + "-"}
+	return &Server{opts: opts, requests: observe.NewRequests(opts.Metrics), access: observe.AccessLog{Logger: opts.Logger}, idPrefix: hex.EncodeToString(p[:]) + "-", started: time.Now()}
 }
 
 // call is what the access log and metrics learn about one request.
 type call struct {
+	id     string
+	start  time.Time
 	route  string
 	model  string
 	reason string
+	// extra are added to the access log line.
+	extra []slog.Attr
+	// stream, when a route sets it, writes the response body after
+	// Handler returns; the request ends when it does.
+	stream func(w *sseWriter)
 }
 
 // Handler is the fasthttp request handler.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	st, release := s.opts.Acquire()
-	defer release()
 	id := s.requestID(ctx)
 	ctx.Response.Header.Set("X-Request-Id", id)
-	c := &call{}
+	c := &call{id: id, start: start}
 	if err := s.route(ctx, st, c); err != nil {
 		e := errorFrom(err)
 		c.reason = e.Code
+		c.stream = nil
 		writeError(ctx, e)
 	}
-	d := time.Since(start)
-	status := ctx.Response.StatusCode()
+	e := observe.Entry{
+		RequestID: id, Method: string(ctx.Method()), Path: string(ctx.Path()), Status: ctx.Response.StatusCode(),
+		Remote: ctx.RemoteIP().String(), BytesIn: len(ctx.Request.Body()),
+	}
+	if c.stream == nil {
+		release()
+		e.BytesOut = len(ctx.Response.Body())
+		s.finish(st, c, e)
+		return
+	}
+	// fasthttp runs the stream writer on its own goroutine and sends what
+	// it writes as chunks, after Handler has returned. The request keeps
+	// its state, and with it the model, until the stream ends, and is
+	// counted and logged then. ctx must not be touched from here on.
+	stream := c.stream
+	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
+		defer release()
+		w := &sseWriter{w: bw}
+		stream(w)
+		e.BytesOut = w.n
+		s.finish(st, c, e)
+	})
+}
+
+// finish counts and logs a request once its response is written.
+func (s *Server) finish(st *State, c *call, e observe.Entry) {
+	d := time.Since(c.start)
 	if c.route != "" {
-		s.requests.Observe(c.route, c.model, status, c.reason, d)
+		s.requests.Observe(c.route, c.model, e.Status, c.reason, d)
 	}
 	if st.AccessLog {
-		s.access.Log(observe.Entry{
-			RequestID: id, Method: string(ctx.Method()), Path: string(ctx.Path()), Route: c.route, Model: c.model,
-			Status: status, Reason: c.reason, Duration: d, Remote: ctx.RemoteIP().String(),
-			BytesIn: len(ctx.Request.Body()), BytesOut: len(ctx.Response.Body()),
-		})
+		e.Route, e.Model, e.Reason, e.Duration, e.Extra = c.route, c.model, c.reason, d, c.extra
+		s.access.Log(e)
 	}
 }
 
@@ -180,6 +225,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, st *State, c *call) error {
 		return writeJSON(ctx, 200, map[string]any{"name": "aiassist", "version": s.opts.Version, "extensions": []string{"binary_tensor_data"}})
 	case strings.HasPrefix(path, "/v2/models/"):
 		return s.routeModel(ctx, st, c, strings.TrimPrefix(path, "/v2/models/"))
+	case strings.HasPrefix(path, "/v1/"):
+		return s.routeV1(ctx, st, c, path)
 	}
 	c.route = "other"
 	return newError(fasthttp.StatusNotFound, "not_found_error", "not_found", "no route for "+strconv.Quote(path))

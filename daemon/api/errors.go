@@ -18,6 +18,9 @@ type Error struct {
 	Type    string // OpenAI-style error type
 	Code    string // short machine-readable reason, also the metric label
 	Message string
+	// Param names the request field at fault, as OpenAI's errors do; ""
+	// leaves it out.
+	Param string
 	// RetryAfter, in seconds, is sent as Retry-After when positive.
 	RetryAfter int
 }
@@ -63,12 +66,13 @@ type errorBody struct {
 		Message string `json:"message"`
 		Type    string `json:"type"`
 		Code    string `json:"code"`
+		Param   string `json:"param,omitempty"`
 	} `json:"error"`
 }
 
 func writeError(ctx *fasthttp.RequestCtx, e *Error) {
 	var b errorBody
-	b.Error.Message, b.Error.Type, b.Error.Code = e.Message, e.Type, e.Code
+	b.Error.Message, b.Error.Type, b.Error.Code, b.Error.Param = e.Message, e.Type, e.Code, e.Param
 	body, _ := json.Marshal(b)
 	ctx.SetStatusCode(e.Status)
 	ctx.SetContentType("application/json")

@@ -1,0 +1,671 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/generate"
+)
+
+// These tests serve the committed tiny-llama (examples/models/tiny-llama)
+// through the real handler on loopback. Its weights are random, so its
+// text means nothing, but it is deterministic for a seed, and it
+// practically never emits an end-of-sequence token: "stop" is tested with
+// a stop sequence taken from its own greedy output.
+
+const tinyLlama = "tiny-llama"
+
+func loadTinyLlama(t testing.TB, set *metrics.Set) *generate.Model {
+	t.Helper()
+	m, err := generate.Load(rt, generate.Options{
+		Name: tinyLlama, Dir: filepath.Join("..", "..", "examples", "models", "tiny-llama"), MaxSequences: 4, Metrics: set,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+// v1Server serves st with an Acquire that counts the references held.
+type v1Server struct {
+	*testServer
+	refs atomic.Int64
+	logs *logLines
+}
+
+// logLines collects the access log.
+type logLines struct {
+	mu    sync.Mutex
+	lines []map[string]any
+	added chan struct{}
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	var m map[string]any
+	if err := json.Unmarshal(p, &m); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	l.lines = append(l.lines, m)
+	l.mu.Unlock()
+	select {
+	case l.added <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// wait returns the access log line of the request with id, waiting for it
+// as long as the test may run.
+func (l *logLines) wait(t testing.TB, id string) map[string]any {
+	t.Helper()
+	for {
+		l.mu.Lock()
+		for _, m := range l.lines {
+			if m["request_id"] == id {
+				l.mu.Unlock()
+				return m
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.added:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func serveV1(t testing.TB, st *State, set *metrics.Set) *v1Server {
+	t.Helper()
+	if st.RequestTimeout == 0 {
+		st.RequestTimeout = time.Minute
+	}
+	st.AccessLog = true
+	vs := &v1Server{logs: &logLines{added: make(chan struct{}, 1)}}
+	logger := slog.New(slog.NewJSONHandler(vs.logs, nil))
+	s := New(Options{
+		Acquire: func() (*State, func()) {
+			vs.refs.Add(1)
+			var once sync.Once
+			return st, func() { once.Do(func() { vs.refs.Add(-1) }) }
+		},
+		Logger: logger, Metrics: set, Version: "test",
+	})
+	srv := &fasthttp.Server{Handler: s.Handler, ErrorHandler: s.ErrorHandler, MaxRequestBodySize: maxBody, Logger: quietLogger{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	tr := &http.Transport{}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		srv.Shutdown()
+		<-done
+	})
+	vs.testServer = &testServer{url: "http://" + ln.Addr().String(), api: s, client: &http.Client{Transport: tr}}
+	return vs
+}
+
+func tinyState(t testing.TB, set *metrics.Set) (*State, *generate.Model) {
+	m := loadTinyLlama(t, set)
+	return &State{
+		Generators:   map[string]*generate.Model{tinyLlama: m},
+		Models:       map[string]*engine.TensorModel{},
+		DefaultModel: tinyLlama,
+	}, m
+}
+
+// events splits an SSE body into its data payloads.
+func events(t testing.TB, r reply) []string {
+	t.Helper()
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var out []string
+	for _, ev := range strings.Split(strings.TrimSuffix(string(r.body), "\n\n"), "\n\n") {
+		data, ok := strings.CutPrefix(ev, "data: ")
+		if !ok || strings.Contains(data, "\n") {
+			t.Fatalf("malformed event %q in %s", ev, r.body)
+		}
+		out = append(out, data)
+	}
+	return out
+}
+
+func unmarshal[T any](t testing.TB, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("%s: %v", s, err)
+	}
+	return v
+}
+
+type usageJSON struct {
+	PromptTokens, CompletionTokens, TotalTokens int
+}
+
+func (u *usageJSON) UnmarshalJSON(b []byte) error {
+	var v struct {
+		P int `json:"prompt_tokens"`
+		C int `json:"completion_tokens"`
+		T int `json:"total_tokens"`
+	}
+	err := json.Unmarshal(b, &v)
+	*u = usageJSON{v.P, v.C, v.T}
+	return err
+}
+
+type generateJSON struct {
+	ID           string     `json:"id"`
+	Model        string     `json:"model"`
+	Text         string     `json:"text"`
+	FinishReason *string    `json:"finish_reason"`
+	Usage        *usageJSON `json:"usage"`
+	LatencyMS    *float64   `json:"latency_ms"`
+}
+
+type openAIJSON struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Index   int    `json:"index"`
+		Text    string `json:"text"`
+		Message *struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"message"`
+		Delta *struct {
+			Role    string  `json:"role"`
+			Content *string `json:"content"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *usageJSON `json:"usage"`
+}
+
+// answer is what a route answered, whether streamed or not.
+type answer struct {
+	text   string
+	finish string
+	usage  usageJSON
+}
+
+// ask posts body to route, with "stream" set as asked, and checks the
+// response's shape on the way.
+func ask(t testing.TB, ts *v1Server, route, body string, stream bool) answer {
+	t.Helper()
+	body = strings.TrimSuffix(body, "}") + fmt.Sprintf(`,"stream":%v`, stream)
+	if stream && route != routeGenerate {
+		body += `,"stream_options":{"include_usage":true}`
+	}
+	body += "}"
+	r := ts.do(t, "POST", route, []byte(body), map[string]string{"X-API-Key": "sk-test-secret"})
+	if !stream {
+		if r.status != 200 {
+			t.Fatalf("%s %s: status %d: %s", route, body, r.status, r.body)
+		}
+		switch route {
+		case routeGenerate:
+			g := unmarshal[generateJSON](t, string(r.body))
+			if g.Model != tinyLlama || !strings.HasPrefix(g.ID, "gen-") || g.FinishReason == nil || g.Usage == nil || g.LatencyMS == nil || *g.LatencyMS <= 0 {
+				t.Fatalf("response %s", r.body)
+			}
+			return answer{g.Text, *g.FinishReason, *g.Usage}
+		default:
+			o := unmarshal[openAIJSON](t, string(r.body))
+			wantObject := map[string]string{routeCompletions: "text_completion", routeChat: "chat.completion"}[route]
+			if o.Object != wantObject || o.Model != tinyLlama || o.Created == 0 || len(o.Choices) != 1 || o.Choices[0].FinishReason == nil || o.Usage == nil {
+				t.Fatalf("response %s", r.body)
+			}
+			text := o.Choices[0].Text
+			if route == routeChat {
+				if m := o.Choices[0].Message; m == nil || m.Role != "assistant" {
+					t.Fatalf("response %s", r.body)
+				}
+				text = o.Choices[0].Message.Content
+			}
+			return answer{text, *o.Choices[0].FinishReason, *o.Usage}
+		}
+	}
+	evs := events(t, r)
+	if evs[len(evs)-1] != "[DONE]" {
+		t.Fatalf("stream does not end with [DONE]: %s", r.body)
+	}
+	evs = evs[:len(evs)-1]
+	var a answer
+	switch route {
+	case routeGenerate:
+		for i, ev := range evs {
+			g := unmarshal[generateJSON](t, ev)
+			last := i == len(evs)-1
+			if (g.FinishReason != nil) != last || (g.Usage != nil) != last || g.Model != tinyLlama {
+				t.Fatalf("event %d of %d: %s", i, len(evs), ev)
+			}
+			a.text += g.Text
+			if last {
+				a.finish, a.usage = *g.FinishReason, *g.Usage
+			}
+		}
+	default:
+		object := "text_completion"
+		if route == routeChat {
+			object = "chat.completion.chunk"
+		}
+		var id string
+		for i, ev := range evs {
+			o := unmarshal[openAIJSON](t, ev)
+			if o.Object != object || o.Model != tinyLlama || (id != "" && o.ID != id) {
+				t.Fatalf("event %d: %s", i, ev)
+			}
+			id = o.ID
+			switch {
+			case i == len(evs)-1: // the usage chunk
+				if len(o.Choices) != 0 || o.Usage == nil {
+					t.Fatalf("usage event %s", ev)
+				}
+				a.usage = *o.Usage
+				continue
+			case len(o.Choices) != 1 || o.Usage != nil:
+				t.Fatalf("event %d: %s", i, ev)
+			}
+			ch := o.Choices[0]
+			if (ch.FinishReason != nil) != (i == len(evs)-2) {
+				t.Fatalf("finish_reason in event %d of %d: %s", i, len(evs), ev)
+			}
+			if ch.FinishReason != nil {
+				a.finish = *ch.FinishReason
+			}
+			if route == routeChat {
+				if ch.Delta == nil || (i == 0) != (ch.Delta.Role == "assistant") {
+					t.Fatalf("event %d: %s (the role comes first, alone)", i, ev)
+				}
+				if ch.Delta.Content != nil {
+					a.text += *ch.Delta.Content
+				}
+			} else {
+				a.text += ch.Text
+			}
+		}
+	}
+	return a
+}
+
+func TestGenerateRoutes(t *testing.T) {
+	st, m := tinyState(t, nil)
+	ts := serveV1(t, st, nil)
+	tok := m.Tokenizer()
+	chatPrompt, err := m.ApplyChatTemplate([]generate.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Hello there"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		route, body  string
+		promptTokens int
+	}{
+		{routeGenerate, `{"prompt":"Hello there","max_tokens":24,"temperature":0.8,"seed":7}`, len(tok.Encode("Hello there", true))},
+		{routeCompletions, `{"model":"tiny-llama","prompt":"Hello there","max_tokens":24,"temperature":0.8,"seed":7,"top_p":0.95,"n":1,"user":"u1","logprobs":null,"presence_penalty":0,"frequency_penalty":0,"logit_bias":{},"echo":false}`, len(tok.Encode("Hello there", true))},
+		{routeCompletions, `{"prompt":["Hello there"],"max_tokens":24,"temperature":0.8,"seed":7,"top_p":0.95}`, len(tok.Encode("Hello there", true))},
+		{routeChat, `{"model":"tiny-llama","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Hello there"}]}],"max_completion_tokens":24,"temperature":0.8,"seed":7,"top_k":40,"logprobs":false,"tools":[],"response_format":{"type":"text"}}`, len(tok.Encode(chatPrompt, false))},
+	}
+	for _, c := range cases {
+		t.Run(strings.TrimPrefix(c.route, "/v1/"), func(t *testing.T) {
+			plain := ask(t, ts, c.route, c.body, false)
+			streamed := ask(t, ts, c.route, c.body, true)
+			if plain.text == "" || plain.text != streamed.text {
+				t.Errorf("streamed text differs from the answer for the same seed:\n streamed %q\n   answer %q", streamed.text, plain.text)
+			}
+			want := usageJSON{c.promptTokens, 24, c.promptTokens + 24}
+			for _, a := range []answer{plain, streamed} {
+				if a.finish != "length" || a.usage != want {
+					t.Errorf("finish %q usage %+v, want length and %+v", a.finish, a.usage, want)
+				}
+			}
+		})
+	}
+}
+
+// TestFinishReasonStop stops the greedy text at a piece of itself.
+func TestFinishReasonStop(t *testing.T) {
+	st, _ := tinyState(t, nil)
+	ts := serveV1(t, st, nil)
+	for _, route := range []string{routeGenerate, routeCompletions, routeChat} {
+		t.Run(strings.TrimPrefix(route, "/v1/"), func(t *testing.T) {
+			body := `{"prompt":"Once upon a time","max_tokens":40,"temperature":0}`
+			if route == routeChat {
+				body = `{"messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":40,"temperature":0}`
+			}
+			full := ask(t, ts, route, body, false)
+			if full.finish != "length" || len(full.text) < 20 {
+				t.Fatalf("greedy text %q finished by %q", full.text, full.finish)
+			}
+			stop := full.text[12:15]
+			want := full.text[:strings.Index(full.text, stop)]
+			withStop := strings.TrimSuffix(body, "}") + `,"stop":["zzzzzz",` + strconv.Quote(stop) + `]}`
+			for _, stream := range []bool{false, true} {
+				a := ask(t, ts, route, withStop, stream)
+				if a.finish != "stop" || a.text != want || a.usage.CompletionTokens >= full.usage.CompletionTokens {
+					t.Errorf("stream %v, stop %q: %q finished by %q after %d tokens; want %q, stop, fewer than %d",
+						stream, stop, a.text, a.finish, a.usage.CompletionTokens, want, full.usage.CompletionTokens)
+				}
+			}
+		})
+	}
+}
+
+func TestGenerateDefaults(t *testing.T) {
+	st, m := tinyState(t, nil)
+	ts := serveV1(t, st, nil)
+	f := func(route, body string, wantTokens int) {
+		t.Helper()
+		a := ask(t, ts, route, body, false)
+		if a.usage.CompletionTokens != wantTokens || a.finish != "length" {
+			t.Errorf("%s %s: %d tokens, %q; want %d, length", route, body, a.usage.CompletionTokens, a.finish, wantTokens)
+		}
+	}
+	// The seed API's 200, OpenAI's 16, and a chat to the end of the
+	// context.
+	f(routeGenerate, `{"prompt":"Hello"}`, 200)
+	f(routeCompletions, `{"prompt":"Hello"}`, 16)
+	p, _ := m.ApplyChatTemplate([]generate.Message{{Role: "user", Content: "Hi"}}, true)
+	f(routeChat, `{"messages":[{"role":"user","content":"Hi"}]}`, m.ContextLength()-len(m.Tokenizer().Encode(p, false)))
+	// max_tokens beyond the context is cut to it.
+	f(routeGenerate, `{"prompt":"Hello","max_tokens":100000}`, m.ContextLength()-len(m.Tokenizer().Encode("Hello", true)))
+}
+
+func TestGenerateErrors(t *testing.T) {
+	st, _ := tinyState(t, nil)
+	st.Models["demo"] = loadModel(t, engine.TensorModelOptions{Name: "demo", Path: demoPath(t), Batching: batching})
+	ts := serveV1(t, st, nil)
+	long := strings.Repeat("word ", 300)
+	cases := []struct {
+		name, method, route, body string
+		status                    int
+		typ, code, param, msg     string
+	}{
+		{"bad json", "POST", routeGenerate, `{"prompt":`, 400, "invalid_request_error", "invalid_json", "", "not a complete JSON object"},
+		{"not an object", "POST", routeCompletions, `[1]`, 400, "invalid_request_error", "invalid_input", "", "must be a JSON object"},
+		{"trailing data", "POST", routeGenerate, `{"prompt":"a"} {}`, 400, "invalid_request_error", "invalid_json", "", "after the JSON object"},
+		{"no prompt", "POST", routeGenerate, `{"max_tokens":3}`, 400, "invalid_request_error", "invalid_input", "prompt", "prompt is required"},
+		{"prompt not a string", "POST", routeGenerate, `{"prompt":3}`, 400, "invalid_request_error", "invalid_input", "prompt", "prompt must be a string, not number"},
+		{"max_tokens 0", "POST", routeGenerate, `{"prompt":"a","max_tokens":0}`, 400, "invalid_request_error", "invalid_input", "max_tokens", "at least 1"},
+		{"max_tokens float", "POST", routeCompletions, `{"prompt":"a","max_tokens":1.5}`, 400, "invalid_request_error", "invalid_input", "max_tokens", "max_tokens must be an integer"},
+		{"negative temperature", "POST", routeGenerate, `{"prompt":"a","temperature":-1}`, 400, "invalid_request_error", "invalid_input", "temperature", "temperature must be"},
+		{"top_p above 1", "POST", routeCompletions, `{"prompt":"a","top_p":1.5}`, 400, "invalid_request_error", "invalid_input", "top_p", "between 0 and 1"},
+		{"bad seed", "POST", routeGenerate, `{"prompt":"a","seed":1.5}`, 400, "invalid_request_error", "invalid_input", "seed", "seed must be an integer"},
+		{"stop not strings", "POST", routeGenerate, `{"prompt":"a","stop":[1]}`, 400, "invalid_request_error", "invalid_input", "stop", "array of strings"},
+		{"empty stop", "POST", routeGenerate, `{"prompt":"a","stop":""}`, 400, "invalid_request_error", "invalid_input", "stop", "1 to 256 bytes"},
+		{"too many stops", "POST", routeCompletions, `{"prompt":"a","stop":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q"]}`, 400, "invalid_request_error", "invalid_input", "stop", "at most 16"},
+		{"unknown field", "POST", routeGenerate, `{"prompt":"a","temprature":1}`, 400, "invalid_request_error", "unsupported_field", "temprature", `unknown field "temprature"`},
+		{"openai field on generate", "POST", routeGenerate, `{"prompt":"a","n":1}`, 400, "invalid_request_error", "unsupported_field", "n", `unknown field "n"`},
+		{"n 2", "POST", routeCompletions, `{"prompt":"a","n":2}`, 400, "invalid_request_error", "invalid_input", "n", "n must be 1"},
+		{"n 2 chat", "POST", routeChat, `{"messages":[{"role":"user","content":"a"}],"n":2}`, 400, "invalid_request_error", "invalid_input", "n", "n must be 1"},
+		{"echo", "POST", routeCompletions, `{"prompt":"a","echo":true}`, 400, "invalid_request_error", "invalid_input", "echo", "echo is not supported"},
+		{"two prompts", "POST", routeCompletions, `{"prompt":["a","b"]}`, 400, "invalid_request_error", "invalid_input", "prompt", "one string"},
+		{"token prompt", "POST", routeCompletions, `{"prompt":[1,2]}`, 400, "invalid_request_error", "invalid_input", "prompt", "token id prompts"},
+		{"logprobs", "POST", routeCompletions, `{"prompt":"a","logprobs":2}`, 400, "invalid_request_error", "invalid_input", "logprobs", "not supported"},
+		{"presence_penalty", "POST", routeChat, `{"messages":[{"role":"user","content":"a"}],"presence_penalty":0.5}`, 400, "invalid_request_error", "invalid_input", "presence_penalty", "use repetition_penalty"},
+		{"stream_options without stream", "POST", routeChat, `{"messages":[{"role":"user","content":"a"}],"stream_options":{"include_usage":true}}`, 400, "invalid_request_error", "invalid_input", "stream_options", "only allowed when stream is true"},
+		{"empty messages", "POST", routeChat, `{"messages":[]}`, 400, "invalid_request_error", "invalid_input", "messages", "at least one message"},
+		{"no messages", "POST", routeChat, `{"prompt":"a"}`, 400, "invalid_request_error", "unsupported_field", "prompt", `unknown field "prompt"`},
+		{"unknown role", "POST", routeChat, `{"messages":[{"role":"robot","content":"a"}]}`, 400, "invalid_request_error", "invalid_input", "", `role "robot"`},
+		{"image part", "POST", routeChat, `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, 400, "invalid_request_error", "invalid_input", "messages[0].content", ""},
+		{"tools", "POST", routeChat, `{"messages":[{"role":"user","content":"a"}],"tools":[{"type":"function"}]}`, 400, "invalid_request_error", "invalid_input", "tools", "tools are not supported"},
+		{"prompt too long", "POST", routeGenerate, `{"prompt":"` + long + `"}`, 400, "invalid_request_error", "invalid_input", "", "has a context of 256 tokens"},
+		{"prompt too long, streamed", "POST", routeCompletions, `{"prompt":"` + long + `","stream":true}`, 400, "invalid_request_error", "invalid_input", "", "has a context of 256 tokens"},
+		{"unknown model", "POST", routeCompletions, `{"model":"gpt-4","prompt":"a"}`, 404, "not_found_error", "model_not_found", "model", `model "gpt-4" is not served`},
+		{"unknown model, streamed", "POST", routeChat, `{"model":"gpt-4","messages":[{"role":"user","content":"a"}],"stream":true}`, 404, "not_found_error", "model_not_found", "model", `model "gpt-4" is not served`},
+		{"tensor model", "POST", routeGenerate, `{"model":"demo","prompt":"a"}`, 400, "invalid_request_error", "invalid_input", "model", "tensor model"},
+		{"GET generate", "GET", routeGenerate, "", 405, "invalid_request_error", "method_not_allowed", "", "use POST"},
+		{"POST models", "POST", routeModels, "{}", 405, "invalid_request_error", "method_not_allowed", "", "use GET"},
+		{"unknown v1 route", "POST", "/v1/embeddings", "{}", 404, "not_found_error", "not_found", "", "no route"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var body []byte
+			if c.body != "" {
+				body = []byte(c.body)
+			}
+			r := ts.do(t, c.method, c.route, body, nil)
+			if r.status != c.status {
+				t.Errorf("status %d, want %d: %s", r.status, c.status, r.body)
+			}
+			var e struct {
+				Error map[string]string `json:"error"`
+			}
+			if err := json.Unmarshal(r.body, &e); err != nil || e.Error == nil {
+				t.Fatalf("body %s is not an OpenAI error", r.body)
+			}
+			if e.Error["type"] != c.typ || e.Error["code"] != c.code || e.Error["param"] != c.param || !strings.Contains(e.Error["message"], c.msg) {
+				t.Errorf("error %s, want type %q code %q param %q message containing %q", r.body, c.typ, c.code, c.param, c.msg)
+			}
+		})
+	}
+	// Without a default, a request must name its model.
+	st.DefaultModel = ""
+	r := ts.post(t, routeGenerate, `{"prompt":"a"}`)
+	if r.status != 400 || !strings.Contains(string(r.body), "default_model") {
+		t.Errorf("no model and no default: %d %s", r.status, r.body)
+	}
+}
+
+func TestModelsList(t *testing.T) {
+	st, _ := tinyState(t, nil)
+	st.Models["demo"] = loadModel(t, engine.TensorModelOptions{Name: "demo", Path: demoPath(t), Batching: batching})
+	ts := serveV1(t, st, nil)
+	r := ts.get(t, routeModels)
+	want := `{"object":"list","data":[` +
+		`{"id":"demo","object":"model","created":%[1]d,"owned_by":"aiassist","kind":"tensor"},` +
+		`{"id":"tiny-llama","object":"model","created":%[1]d,"owned_by":"aiassist","kind":"causal-lm","max_model_len":256}]}`
+	if got := string(r.body); r.status != 200 || got != fmt.Sprintf(want, ts.api.started.Unix()) {
+		t.Errorf("GET /v1/models: %d %s", r.status, got)
+	}
+	r = ts.get(t, routeModels+"/tiny-llama")
+	if o := unmarshal[modelObject](t, string(r.body)); r.status != 200 || o.ID != tinyLlama || o.Kind != "causal-lm" {
+		t.Errorf("GET /v1/models/tiny-llama: %d %s", r.status, r.body)
+	}
+	if r := ts.get(t, routeModels+"/nope"); r.status != 404 {
+		t.Errorf("GET /v1/models/nope: %d %s", r.status, r.body)
+	}
+}
+
+// TestStreamHoldsState checks that a stream keeps its state until it ends,
+// though fasthttp writes it after the handler has returned.
+func TestStreamHoldsState(t *testing.T) {
+	st, _ := tinyState(t, nil)
+	ts := serveV1(t, st, nil)
+	held := make(chan struct{})
+	resume := make(chan struct{})
+	var once sync.Once
+	ts.api.streamHook = func() {
+		once.Do(func() {
+			close(held)
+			<-resume
+		})
+	}
+	type result struct {
+		r   reply
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := ts.client.Post(ts.url+routeGenerate, "application/json", strings.NewReader(`{"prompt":"a","max_tokens":30,"stream":true}`))
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{reply{resp.StatusCode, resp.Header, b}, err}
+	}()
+	<-held
+	if n := ts.refs.Load(); n != 1 {
+		t.Errorf("%d state references held in the middle of a stream, want 1", n)
+	}
+	close(resume)
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	evs := events(t, res.r)
+	if evs[len(evs)-1] != "[DONE]" {
+		t.Errorf("stream %s", res.r.body)
+	}
+	id := res.r.header.Get("X-Request-Id")
+	line := ts.logs.wait(t, id)
+	if line["completion_tokens"] != 30.0 || line["finish_reason"] != "length" || line["route"] != routeGenerate || line["model"] != tinyLlama {
+		t.Errorf("access log %v", line)
+	}
+	// The reference goes right after the log line.
+	for ts.refs.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestClientDisconnectStopsGeneration closes the connection in the middle
+// of a stream: the generation must stop early and give its slot back.
+func TestClientDisconnectStopsGeneration(t *testing.T) {
+	set := metrics.NewSet()
+	st, _ := tinyState(t, set)
+	ts := serveV1(t, st, metrics.NewSet())
+	closed := make(chan struct{})
+	var once sync.Once
+	// The stream waits after its first chunk until the client is gone, so
+	// the generation cannot finish first.
+	ts.api.streamHook = func() { once.Do(func() { <-closed }) }
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"prompt":"Tell me a long story","max_tokens":240,"stream":true}`
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", routeGenerate, len(body), body)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	if active := gauge(t, set, `aiassist_sequences_active{model="tiny-llama"}`); active != 1 {
+		t.Errorf("sequences active during the stream: %v, want 1", active)
+	}
+	// Reset rather than close politely, so that the server's next write
+	// fails at once.
+	conn.(*net.TCPConn).SetLinger(0)
+	conn.Close()
+	close(closed)
+
+	log := ts.logs.wait(t, "gone-1")
+	if log["error"] != "client_disconnected" || log["status"] != 200.0 {
+		t.Errorf("access log %v, want error client_disconnected", log)
+	}
+	t.Logf("the generation stopped after %v of 240 tokens", log["completion_tokens"])
+	if n, _ := log["completion_tokens"].(float64); n <= 0 || n >= 100 {
+		t.Errorf("%v tokens generated for a client that left after the first; want it stopped early", log["completion_tokens"])
+	}
+	// The slot is given back once the lane drops the sequence.
+	for gauge(t, set, `aiassist_sequences_active{model="tiny-llama"}`) != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for ts.refs.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// gauge reads one series from set.
+func gauge(t testing.TB, set *metrics.Set, name string) float64 {
+	t.Helper()
+	var b strings.Builder
+	set.WritePrometheus(&b)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in\n%s", name, b.String())
+	return 0
+}
+
+// TestGenerateAccessLog checks the fields a generation adds to its log
+// line, that the prompt and text are there only with log_prompts, and
+// that the API key never is.
+func TestGenerateAccessLog(t *testing.T) {
+	st, _ := tinyState(t, nil)
+	ts := serveV1(t, st, nil)
+	for _, logPrompts := range []bool{false, true} {
+		st.LogPrompts = logPrompts
+		for _, stream := range []bool{false, true} {
+			id := fmt.Sprintf("log-%v-%v", logPrompts, stream)
+			body := fmt.Sprintf(`{"prompt":"secret question","max_tokens":5,"seed":3,"stream":%v}`, stream)
+			r := ts.do(t, "POST", routeGenerate, []byte(body), map[string]string{"X-API-Key": "sk-never-logged", "X-Request-Id": id})
+			if r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			line := ts.logs.wait(t, id)
+			if line["prompt_tokens"] != float64(len(st.Generators[tinyLlama].Tokenizer().Encode("secret question", true))) ||
+				line["completion_tokens"] != 5.0 || line["finish_reason"] != "length" {
+				t.Errorf("log %v", line)
+			}
+			if ttft, _ := line["ttft_seconds"].(float64); ttft <= 0 {
+				t.Errorf("ttft_seconds %v", line["ttft_seconds"])
+			}
+			_, hasPrompt := line["prompt"]
+			resp, hasResponse := line["response"]
+			if hasPrompt != logPrompts || hasResponse != logPrompts {
+				t.Errorf("log_prompts %v: log %v", logPrompts, line)
+			}
+			if logPrompts && (line["prompt"] != "secret question" || resp == "") {
+				t.Errorf("log %v", line)
+			}
+			b, _ := json.Marshal(line)
+			if strings.Contains(string(b), "sk-never-logged") {
+				t.Errorf("the API key is in the log: %s", b)
+			}
+		}
+	}
+}
+
+// TestGenerateDeadline checks that a generation longer than the request
+// timeout gives 504, streamed or not.
+func TestGenerateDeadline(t *testing.T) {
+	st, _ := tinyState(t, nil)
+	st.RequestTimeout = time.Nanosecond
+	ts := serveV1(t, st, nil)
+	for _, stream := range []bool{false, true} {
+		r := ts.post(t, routeGenerate, fmt.Sprintf(`{"prompt":"a","max_tokens":200,"stream":%v}`, stream))
+		if r.status != 504 || !strings.Contains(string(r.body), "server.request_timeout") {
+			t.Errorf("stream %v: %d %s", stream, r.status, r.body)
+		}
+	}
+}
