@@ -669,3 +669,27 @@ func TestGenerateDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamErrorEvent makes a stream outlast its deadline after its first
+// chunk: the status is sent already, so the error is the last event.
+func TestStreamErrorEvent(t *testing.T) {
+	st, _ := tinyState(t, nil)
+	st.RequestTimeout = time.Second
+	ts := serveV1(t, st, nil)
+	var once sync.Once
+	ts.api.streamHook = func() { once.Do(func() { time.Sleep(st.RequestTimeout) }) }
+	r := ts.do(t, "POST", routeChat, []byte(`{"messages":[{"role":"user","content":"a"}],"max_tokens":200,"stream":true}`), map[string]string{"X-Request-Id": "late-1"})
+	evs := events(t, r)
+	var last struct {
+		Error map[string]string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(evs[len(evs)-1]), &last); err != nil || last.Error["code"] != "deadline_exceeded" || last.Error["type"] != "timeout_error" {
+		t.Fatalf("last event %s, want a deadline_exceeded error", evs[len(evs)-1])
+	}
+	if len(evs) < 3 {
+		t.Errorf("events %q: want the role and some text before the error", evs)
+	}
+	if line := ts.logs.wait(t, "late-1"); line["error"] != "deadline_exceeded" || line["status"] != 200.0 {
+		t.Errorf("access log %v", line)
+	}
+}
