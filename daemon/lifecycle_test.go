@@ -200,6 +200,14 @@ models: demo: {kind: "tensor", path: "demo.onnx", batching: max_queue_delay: "2s
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	p.until("readiness", func() bool { code, _, _ := p.get(base + "/v2/health/ready"); return code == 200 })
 
+	// A full batch first: the queue then holds the next single request
+	// for max_queue_delay, waiting for company.
+	full := `{"inputs":[{"name":"input","shape":[32,4],"datatype":"FP32","data":[` + strings.Repeat("0,", 127) + `0]}]}`
+	if resp, err := p.client.Post(base+"/v2/models/demo/infer", "application/json", strings.NewReader(full)); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
 	done := make(chan error, 1)
 	go func() { done <- slowRequest(p, port) }()
 	p.until("the request to be queued", func() bool {

@@ -683,8 +683,15 @@ func (ts *testServer) tooLarge(t *testing.T, header map[string]string) reply {
 // its queue, not running, until the model is closed or its deadline passes.
 // That makes the queue-full and deadline paths deterministic.
 func holdingModel(t *testing.T, name string, set *metrics.Set) *engine.TensorModel {
-	return loadModel(t, engine.TensorModelOptions{Name: name, Path: demoPath(t), Instances: 1, Metrics: set,
+	m := loadModel(t, engine.TensorModelOptions{Name: name, Path: demoPath(t), Instances: 1, Metrics: set,
 		Batching: engine.BatchOptions{Enabled: true, MaxBatchSize: 32, MaxQueueDelay: time.Hour, MaxQueueSize: 1}})
+	// The queue waits for company only after a larger batch: run a full
+	// one first, so the next single request stays queued for the hour.
+	full := engine.Tensor{Name: "input", DataType: engine.FP32, Shape: []int64{32, 4}, Data: make([]byte, 32*4*4)}
+	if _, err := m.Infer(context.Background(), []engine.Tensor{full}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // queueDepth reads the model's aiassist_queue_depth gauge.
