@@ -52,5 +52,5 @@ done
 kill $pid; wait $pid 2>/dev/null || true
 trap - EXIT
 echo
-echo "in-process ceiling (go test -run XXX -bench 'SessionCeiling' -benchtime ${secs}x... ./engine/):"
+echo "in-process ceiling (go test -run XXX -bench SessionCeiling -benchtime 3s ./engine/):"
 go test -run XXX -bench 'SessionCeiling' -benchtime 3s ./engine/ | grep -E '^Benchmark'
