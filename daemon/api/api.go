@@ -12,7 +12,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -102,7 +104,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	id := s.requestID(ctx)
 	ctx.Response.Header.Set("X-Request-Id", id)
 	c := &call{id: id, start: start}
-	if err := s.route(ctx, st, c); err != nil {
+	if err := s.safeRoute(ctx, st, c); err != nil {
 		e := errorFrom(err)
 		c.reason = e.Code
 		c.stream = nil
@@ -126,10 +128,42 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
 		defer release()
 		w := &sseWriter{w: bw}
-		stream(w)
+		// The stream runs on a goroutine of fasthttp's that recovers
+		// nothing: a panic here would end the process.
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.logPanic(c, r)
+					c.reason = "internal_error"
+				}
+			}()
+			stream(w)
+		}()
 		e.BytesOut = w.n
 		s.finish(st, c, e)
 	})
+}
+
+// safeRoute runs route and turns a panic into a 500 answer: fasthttp does
+// not recover handlers' panics, so a bug one request hits would otherwise
+// take the daemon down with every request in flight.
+func (s *Server) safeRoute(ctx *fasthttp.RequestCtx, st *State, c *call) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logPanic(c, r)
+			// Drop whatever the route had set, but keep the request id.
+			ctx.Response.Reset()
+			ctx.Response.Header.Set("X-Request-Id", c.id)
+			err = newError(fasthttp.StatusInternalServerError, "server_error", "internal_error", "internal error; the daemon's log has the details under request_id "+strconv.Quote(c.id))
+		}
+	}()
+	return s.route(ctx, st, c)
+}
+
+func (s *Server) logPanic(c *call, r any) {
+	if s.opts.Logger != nil {
+		s.opts.Logger.Error("panic while serving a request", "request_id", c.id, "route", c.route, "model", c.model, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+	}
 }
 
 // finish counts and logs a request once its response is written.

@@ -236,6 +236,13 @@ func startGeneration(m *generate.Model, p generate.Request, timeout time.Duratio
 	g := &generation{chunks: make(chan string, streamBuffer), cancel: cancel}
 	go func() {
 		defer close(g.chunks)
+		// This goroutine is not the handler's: without this a panic in
+		// tokenizing or decoding would end the process.
+		defer func() {
+			if r := recover(); r != nil {
+				g.err = fmt.Errorf("internal error in the generation: %v", r)
+			}
+		}()
 		g.res, g.err = m.Generate(ctx, p, func(ch generate.Chunk) error {
 			select {
 			case g.chunks <- ch.Text:

@@ -693,3 +693,64 @@ func TestStreamErrorEvent(t *testing.T) {
 		t.Errorf("access log %v", line)
 	}
 }
+
+// TestPanicAnswers500 makes a handler and a stream panic: fasthttp recovers
+// neither, so without the recovery the test binary itself would die. The
+// request gets a 500 (or its stream ends), its state reference goes, and
+// the server goes on serving.
+func TestPanicAnswers500(t *testing.T) {
+	st, _ := tinyState(t, nil)
+	// A model with no chat config panics in ApplyChatTemplate.
+	st.Generators["broken"] = &generate.Model{}
+	ts := serveV1(t, st, nil)
+
+	r := ts.do(t, "POST", routeChat, []byte(`{"model":"broken","messages":[{"role":"user","content":"a"}]}`), map[string]string{"X-Request-Id": "panic-1"})
+	checkError(t, r, 500, "server_error", "internal_error", "internal error")
+	if r.header.Get("X-Request-Id") != "panic-1" {
+		t.Errorf("X-Request-Id %q", r.header.Get("X-Request-Id"))
+	}
+	if line := ts.logs.wait(t, "panic-1"); line["msg"] != "panic while serving a request" || line["stack"] == nil {
+		t.Errorf("first log line %v, want the panic with its stack", line)
+	}
+	if line := accessLine(t, ts.logs, "panic-1"); line["status"] != 500.0 || line["error"] != "internal_error" {
+		t.Errorf("access log %v", line)
+	}
+
+	ts.api.streamHook = func() { panic("stream hook") }
+	resp, err := ts.client.Post(ts.url+routeGenerate, "application/json", strings.NewReader(`{"prompt":"a","max_tokens":5,"stream":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if line := accessLine(t, ts.logs, resp.Header.Get("X-Request-Id")); line["error"] != "internal_error" {
+		t.Errorf("access log of the stream %v", line)
+	}
+	ts.api.streamHook = nil
+
+	if r := ts.post(t, routeGenerate, `{"prompt":"a","max_tokens":2}`); r.status != 200 {
+		t.Errorf("after the panics: %d %s", r.status, r.body)
+	}
+	for ts.refs.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// accessLine waits for the access log line of the request with id.
+func accessLine(t testing.TB, l *logLines, id string) map[string]any {
+	t.Helper()
+	for {
+		l.mu.Lock()
+		for _, m := range l.lines {
+			if m["request_id"] == id && m["msg"] == "request" {
+				l.mu.Unlock()
+				return m
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.added:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
