@@ -189,7 +189,9 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 			return Result{}, fmt.Errorf("%w: the prompt has %d tokens but model %q has a context of %d tokens, which must also hold at least one generated token; shorten the prompt", engine.ErrInvalidInput, len(ids), m.opts.Name, m.context)
 		}
 	}
-	if len(ids)+maxNew > m.context && m.opts.Truncate == "left" && len(ids) > m.context/2 {
+	// maxNew > m.context-len(ids), not len(ids)+maxNew > m.context: a
+	// client's max_tokens near the int limit would overflow the sum.
+	if maxNew > m.context-len(ids) && m.opts.Truncate == "left" && len(ids) > m.context/2 {
 		// Keep room for the requested tokens, but never drop more than
 		// half the context of prompt for them.
 		keep := max(m.context-maxNew, m.context/2, 1)

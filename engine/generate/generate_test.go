@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"fmt"
 	"runtime"
 	"slices"
@@ -248,6 +249,12 @@ func TestContextLength(t *testing.T) {
 	res, _ = generate(t, left, Request{Prompt: long, MaxTokens: 100})
 	if res.PromptTokens != 16 || res.CompletionTokens != 16 || res.FinishReason != "length" {
 		t.Errorf("left truncation, long max_tokens: %+v", res)
+	}
+	// A max_tokens near the int limit must not overflow the room check and
+	// skip the truncation.
+	res, _ = generate(t, left, Request{Prompt: long, MaxTokens: math.MaxInt})
+	if res.PromptTokens != 16 || res.CompletionTokens != 16 || res.FinishReason != "length" {
+		t.Errorf("left truncation, max_tokens MaxInt: %+v", res)
 	}
 	if _, err := Load(ortRuntime(t), Options{Dir: dir, Truncate: "right"}); err == nil {
 		t.Error("truncate right loaded")
