@@ -14,6 +14,12 @@ import (
 // generateOptions translates the config's causal-lm model into engine
 // options.
 func generateOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) generate.Options {
+	// The config's max_queue: 0 means no request waits; the engine's 0
+	// means its default.
+	maxQueue := m.MaxQueue
+	if maxQueue == 0 {
+		maxQueue = -1
+	}
 	return generate.Options{
 		Name:           m.Name,
 		Dir:            m.Path,
@@ -21,7 +27,7 @@ func generateOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) gener
 		IntraOpThreads: m.IntraOpThreads,
 		InterOpThreads: cfg.Runtime.InterOpThreads,
 		MaxSequences:   m.MaxSequences,
-		MaxQueue:       m.MaxQueue,
+		MaxQueue:       maxQueue,
 		ContextLength:  m.ContextLength,
 		Truncate:       m.Truncate,
 		ChatTemplate:   m.ChatTemplate,

@@ -60,3 +60,22 @@ func TestStatModel(t *testing.T) {
 		t.Errorf("no error for a missing folder")
 	}
 }
+
+// TestGenerateOptionsMaxQueue checks that the config's max_queue: 0 (no
+// request waits) does not reach the engine as its zero, which means the
+// default queue of 64.
+func TestGenerateOptionsMaxQueue(t *testing.T) {
+	f := func(src string, want int) {
+		t.Helper()
+		cfg, err := schema.Parse("c.cue", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := generateOptions(cfg, cfg.Models["b"], nil).MaxQueue; got != want {
+			t.Errorf("%s: engine MaxQueue %d, want %d", src, got, want)
+		}
+	}
+	f(`models: b: {kind: "causal-lm", path: "b", max_queue: 0}`, -1)
+	f(`models: b: {kind: "causal-lm", path: "b", max_queue: 3}`, 3)
+	f(`models: b: {kind: "causal-lm", path: "b"}`, 64)
+}

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"math"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -536,4 +536,34 @@ func TestLoadErrors(t *testing.T) {
 	f(dir, "neither genai_config.json")
 	f(sharedModel(t, "tokenizers"), "neither")
 	_ = fmt.Sprint()
+}
+
+// TestNoQueue checks that a negative MaxQueue (the config's max_queue: 0)
+// refuses a generation at once when every slot is taken, instead of
+// falling back to the default queue.
+func TestNoQueue(t *testing.T) {
+	t.Parallel()
+	m, err := Load(ortRuntime(t), Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), MaxSequences: 1, MaxQueue: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	gate := make(chan struct{})
+	var once sync.Once
+	m.stepHook = func() { once.Do(func() { <-gate }) }
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Generate(context.Background(), Request{Prompt: "Hi", MaxTokens: 2}, nil)
+		done <- err
+	}()
+	for len(m.slots) != 1 {
+		runtime.Gosched()
+	}
+	if _, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 2}, nil); !errors.Is(err, engine.ErrQueueFull) {
+		t.Errorf("second generation: %v, want ErrQueueFull", err)
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
 }

@@ -46,7 +46,7 @@ type Options struct {
 	// lanes. Default 8.
 	MaxSequences int
 	// MaxQueue bounds the generations waiting for a sequence slot; one more
-	// fails with engine.ErrQueueFull. Default 64.
+	// fails with engine.ErrQueueFull. Default 64; negative lets none wait.
 	MaxQueue int
 	// ContextLength overrides the model's context length from its config;
 	// 0 keeps it.
@@ -132,8 +132,11 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	if opts.MaxSequences <= 0 {
 		opts.MaxSequences = 8
 	}
-	if opts.MaxQueue <= 0 {
+	switch {
+	case opts.MaxQueue == 0:
 		opts.MaxQueue = 64
+	case opts.MaxQueue < 0:
+		opts.MaxQueue = 0
 	}
 	switch opts.Truncate {
 	case "":
