@@ -36,7 +36,7 @@ func badRequest(msg string) *Error {
 }
 
 func modelNotFound(name string) *Error {
-	return newError(fasthttp.StatusNotFound, "not_found_error", "model_not_found", "model "+strconv.Quote(name)+" is not served; GET /v2/models or /v1/models lists the models")
+	return newError(fasthttp.StatusNotFound, "not_found_error", "model_not_found", "model "+strconv.Quote(name)+" is not served; GET /v1/models lists the models")
 }
 
 // errorFrom maps engine and context errors to statuses.

@@ -607,7 +607,7 @@ func TestErrors(t *testing.T) {
 		{"unknown output", "POST", "/v2/models/demo/infer", `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],"outputs":[{"name":"nope"}]}`, 400, invalid, "invalid_input", `no output "nope"`, ""},
 		{"batch over max_batch_size", "POST", "/v2/models/demo/infer", body("[5,4]", "FP32", jsonArray(make([]float32, 20))), 400, invalid, "invalid_input", "exceeds max_batch_size 4", ""},
 		{"batch dimensions disagree", "POST", "/v2/models/types/infer", strings.Replace(typesRequest, `{"name":"f32","shape":[2,2],"datatype":"FP32","data":[[1.5,-3],[0.25,1e3]]}`, `{"name":"f32","shape":[1,2],"datatype":"FP32","data":[1.5,-3]}`, 1), 400, invalid, "invalid_input", "disagree on the batch dimension", ""},
-		{"unknown model", "POST", "/v2/models/nope/infer", body("[1,4]", "FP32", ok), 404, notFound, "model_not_found", `model "nope" is not served`, ""},
+		{"unknown model", "POST", "/v2/models/nope/infer", body("[1,4]", "FP32", ok), 404, notFound, "model_not_found", `model "nope" is not served; GET /v1/models lists the models`, ""},
 		{"unknown model metadata", "GET", "/v2/models/nope", "", 404, notFound, "model_not_found", `model "nope"`, ""},
 		{"unknown model ready", "GET", "/v2/models/nope/ready", "", 404, notFound, "model_not_found", `model "nope"`, ""},
 		{"unknown version", "GET", "/v2/models/demo/versions/2", "", 404, notFound, "version_not_found", `only version "1"`, ""},
