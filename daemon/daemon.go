@@ -248,11 +248,16 @@ func (d *Daemon) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	d.net.shutdown(ctx)
+	// A state replaced by a reload may still have requests on models the
+	// current state shares with it; those are closed below only once its
+	// drain is done too.
+	drained := false
 	select {
 	case <-d.drained:
+		drained = true
 	case <-ctx.Done():
 	}
-	if waitRefs(ctx, st) {
+	if drained && waitRefs(ctx, st) {
 		closeUnused(st, nil)
 		d.logger.Info("stopped")
 	} else {
