@@ -110,9 +110,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		c.stream = nil
 		writeError(ctx, e)
 	}
-	e := observe.Entry{
-		RequestID: id, Method: string(ctx.Method()), Path: string(ctx.Path()), Status: ctx.Response.StatusCode(),
-		Remote: ctx.RemoteIP().String(), BytesIn: len(ctx.Request.Body()),
+	e := observe.Entry{RequestID: id, Status: ctx.Response.StatusCode(), BytesIn: len(ctx.Request.Body())}
+	if st.AccessLog {
+		// Only the log line needs these copies.
+		e.Method, e.Path, e.Remote = string(ctx.Method()), string(ctx.Path()), ctx.RemoteIP().String()
 	}
 	if c.stream == nil {
 		release()
