@@ -67,6 +67,9 @@ func (s *sampler) next(logits []float32, history []int) int {
 	for i := range c {
 		c[i].logit /= s.temperature
 	}
+	if s.topK <= 0 && (s.topP <= 0 || s.topP >= 1) {
+		return s.sampleUnsorted(c)
+	}
 	// Sort by logit, highest first; ties by id so the order is total and
 	// a seed reproduces the same token.
 	slices.SortFunc(c, func(a, b candidate) int {
@@ -128,6 +131,43 @@ func (s *sampler) next(logits []float32, history []int) int {
 		}
 	}
 	return c[len(c)-1].id
+}
+
+// sampleUnsorted draws from the softmax of c in id order. Without top_k or
+// top_p the order does not matter, so the per-token sort of the whole
+// vocabulary is skipped; min_p needs only the largest probability.
+func (s *sampler) sampleUnsorted(c []candidate) int {
+	top := math.Inf(-1)
+	for _, x := range c {
+		top = max(top, x.logit)
+	}
+	s.probs = s.probs[:0]
+	cut := 0.0
+	if s.minP > 0 {
+		cut = s.minP // relative to the top token's exp(0) = 1
+	}
+	var total float64
+	for _, x := range c {
+		p := math.Exp(x.logit - top)
+		if p < cut {
+			p = 0
+		}
+		s.probs = append(s.probs, p)
+		total += p
+	}
+	r := s.rng.Float64() * total
+	last := 0
+	for i, p := range s.probs {
+		if p == 0 {
+			continue
+		}
+		last = i
+		r -= p
+		if r < 0 {
+			return c[i].id
+		}
+	}
+	return c[last].id
 }
 
 // penalized fills s.cand with the logits, those of tokens already in the
