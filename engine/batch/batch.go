@@ -3,9 +3,9 @@
 // oldest request and every later one with the same key until the batch is
 // full, waiting at most MaxQueueDelay for more when it is not.
 //
-// Unlike Triton, a worker waits only while the last batch was larger than
-// what is queued now: a lone client gets no added delay, and a burst that
-// just ended costs one wait at most.
+// Unlike Triton, a worker waits only while recent batches were larger than
+// what is queued now: a lone client gets no added delay, and after a burst
+// the wait fades out within a few dozen batches.
 package batch
 
 import (
@@ -69,9 +69,11 @@ type Queue[T, R any] struct {
 	wake    chan struct{} // closed and replaced when items arrive or on close
 	closed  bool
 	workers sync.WaitGroup
-	// lastRows is the size of the last batch handed out; waiting for a
-	// batch to fill only pays when recent batches were larger.
-	lastRows int
+	// recentRows holds the largest recent batch, fading by a tenth per
+	// batch; waiting for a batch to fill only pays when recent batches
+	// were larger. A peak that fades, rather than the last size, keeps
+	// one small batch under load from locking the queue into small ones.
+	recentRows float64
 }
 
 // New starts a queue with n workers, each running batches with run. A worker
@@ -216,7 +218,7 @@ func (q *Queue[T, R]) next() []*item[T, R] {
 		head := q.items[0]
 		picked, rows := q.pickLocked(head)
 		wait := head.enqueued.Add(q.opts.MaxQueueDelay).Sub(time.Now())
-		if rows >= q.opts.MaxBatchSize || rows >= q.lastRows || q.closed || wait <= 0 {
+		if rows >= q.opts.MaxBatchSize || float64(rows) >= q.recentRows || q.closed || wait <= 0 {
 			// Every picked request may have been cancelled meanwhile;
 			// then look again.
 			if batch := q.takeLocked(picked); len(batch) > 0 {
@@ -275,7 +277,7 @@ func (q *Queue[T, R]) takeLocked(picked []int) []*item[T, R] {
 	for _, it := range batch {
 		rows += it.rows
 	}
-	q.lastRows = rows
+	q.recentRows = max(float64(rows), q.recentRows*0.9)
 	return batch
 }
 
