@@ -1,0 +1,42 @@
+package api
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/aiassist/aiassist/engine"
+)
+
+// BenchmarkKServeJSON times the JSON side of one big-mlp request: decoding
+// a 1024-float row and encoding a 1024-float answer (BENCHMARKS.md).
+func BenchmarkKServeJSON(b *testing.B) {
+	body := []byte(`{"inputs":[{"name":"input","shape":[1,1024],"datatype":"FP32","data":[`)
+	for i := range 1024 {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = strconv.AppendFloat(body, float64(i%17)/8-1, 'g', -1, 32)
+	}
+	body = append(body, `]}]}`...)
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		for range b.N {
+			if _, err := decodeInferRequest(body, -1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	req, err := decodeInferRequest(body, -1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := []engine.Tensor{{Name: "output", DataType: engine.FP32, Shape: []int64{1, 1024}, Data: make([]byte, 4096)}}
+	for i := range out[0].Data {
+		out[0].Data[i] = byte(i*7 + 3) // arbitrary floats, most with 7 to 9 digits
+	}
+	b.Run("encode", func(b *testing.B) {
+		for range b.N {
+			encodeInferResponse("big-mlp", "", out, req)
+		}
+	})
+}
