@@ -6,34 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aiassist/aiassist/engine/internal/testpaths"
 )
-
-// repoFile reads path relative to the repository root (the folder holding
-// go.mod).
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-func sharedDir(t testing.TB) string {
-	if d := os.Getenv("AIASSIST_SHARED"); d != "" {
-		return d
-	}
-	return filepath.Join(repoRoot(t), "..", "shared")
-}
 
 func loadConfig(t *testing.T, path string) Config {
 	t.Helper()
@@ -65,24 +40,24 @@ func TestRealTemplates(t *testing.T) {
 		want       string
 	}{
 		{
-			"phi3", filepath.Join(sharedDir(t), "models/tokenizers/phi3-tokenizer_config.json"), true, conversation,
+			"phi3", filepath.Join(testpaths.Shared(t), "models/tokenizers/phi3-tokenizer_config.json"), true, conversation,
 			"<|system|>\nYou are brief.<|end|>\n<|user|>\nHello<|end|>\n<|assistant|>\nHi!<|end|>\n<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n",
 		},
 		{
 			// The template opens no assistant turn after an assistant message.
-			"phi3 ending with assistant", filepath.Join(sharedDir(t), "models/tokenizers/phi3-tokenizer_config.json"), true, conversation[:3],
+			"phi3 ending with assistant", filepath.Join(testpaths.Shared(t), "models/tokenizers/phi3-tokenizer_config.json"), true, conversation[:3],
 			"<|system|>\nYou are brief.<|end|>\n<|user|>\nHello<|end|>\n<|assistant|>\nHi!<|end|>\n",
 		},
 		{
-			"phi3 without generation prompt", filepath.Join(sharedDir(t), "models/tokenizers/phi3-tokenizer_config.json"), false, conversation[1:2],
+			"phi3 without generation prompt", filepath.Join(testpaths.Shared(t), "models/tokenizers/phi3-tokenizer_config.json"), false, conversation[1:2],
 			"<|user|>\nHello<|end|>\n",
 		},
 		{
-			"tiny-llama", filepath.Join(repoRoot(t), "examples/models/tiny-llama/tokenizer_config.json"), true, conversation,
+			"tiny-llama", filepath.Join(testpaths.RepoRoot(t), "examples/models/tiny-llama/tokenizer_config.json"), true, conversation,
 			"<|system|>\nYou are brief.<|end|>\n<|user|>\nHello<|end|>\n<|assistant|>\nHi!<|end|>\n<|user|>\nWhat is 2+2?<|end|>\n<|assistant|>\n",
 		},
 		{
-			"tiny-llama without generation prompt", filepath.Join(repoRoot(t), "examples/models/tiny-llama/tokenizer_config.json"), false, conversation[1:2],
+			"tiny-llama without generation prompt", filepath.Join(testpaths.RepoRoot(t), "examples/models/tiny-llama/tokenizer_config.json"), false, conversation[1:2],
 			"<|user|>\nHello<|end|>\n",
 		},
 	}

@@ -8,46 +8,18 @@ import (
 	"testing"
 
 	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/internal/testpaths"
 )
 
-// repoRoot is the folder holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// sharedDir finds the shared folder: AIASSIST_SHARED, else "shared" beside
-// the repository root.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("AIASSIST_SHARED"); d != "" {
-		return d
-	}
-	return filepath.Join(repoRoot(t), "..", "shared")
-}
-
 func tinyLlamaDir(t testing.TB) string {
-	return filepath.Join(repoRoot(t), "examples", "models", "tiny-llama")
+	return filepath.Join(testpaths.RepoRoot(t), "examples", "models", "tiny-llama")
 }
 
 // sharedModel returns a model folder under shared/models, skipping the
 // test if it is missing.
 func sharedModel(t testing.TB, name string) string {
 	t.Helper()
-	dir := filepath.Join(sharedDir(t), "models", name)
+	dir := filepath.Join(testpaths.Shared(t), "models", name)
 	if _, err := os.Stat(dir); err != nil {
 		t.Skipf("%s is missing (is the shared folder beside the repository, or AIASSIST_SHARED set?): %v", dir, err)
 	}

@@ -10,34 +10,13 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
-)
 
-// sharedDir finds the shared folder: AIASSIST_SHARED, else "shared" beside
-// the repository root (the folder holding go.mod).
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("AIASSIST_SHARED"); d != "" {
-		return d
-	}
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/aiassist/aiassist/engine/internal/testpaths"
+)
 
 // tokenizerPaths maps each golden file name to its tokenizer.json.
 func tokenizerPaths(t testing.TB) map[string]string {
-	shared := sharedDir(t)
+	shared := testpaths.Shared(t)
 	return map[string]string{
 		"gpt2": filepath.Join(shared, "models/tiny-random-gpt2-fp32/tokenizer.json"),
 		"phi3": filepath.Join(shared, "models/tokenizers/phi3-tokenizer.json"),
