@@ -65,7 +65,6 @@ type TensorModel struct {
 	queue     *batch.Queue[*request, []Tensor]
 	batchSize *metrics.PrometheusHistogram
 	inferTime *metrics.PrometheusHistogram
-	loadTime  time.Duration
 }
 
 type request struct {
@@ -76,8 +75,8 @@ type request struct {
 // batchBuckets are powers of two; batch sizes are counts of rows.
 var batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
-// LatencyBuckets suit inference and request durations in seconds.
-var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+// inferenceBuckets suit one session run, in seconds.
+var inferenceBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // LoadTensorModel opens opts.Instances sessions of the model at opts.Path.
 func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error) {
@@ -129,14 +128,13 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 		qo.MaxQueueSize = 1024
 	}
 	m.queue = batch.New(qo, opts.Instances, m.runBatch)
-	m.loadTime = time.Since(start)
+	loaded := time.Since(start).Seconds()
 	if set := opts.Metrics; set != nil {
 		label := `{model=` + strconv.Quote(opts.Name) + `}`
 		m.batchSize = set.NewPrometheusHistogramExt("aiassist_batch_size"+label, batchBuckets)
-		m.inferTime = set.NewPrometheusHistogramExt("aiassist_inference_duration_seconds"+label, LatencyBuckets)
+		m.inferTime = set.NewPrometheusHistogramExt("aiassist_inference_duration_seconds"+label, inferenceBuckets)
 		set.NewGauge("aiassist_queue_depth"+label, func() float64 { return float64(m.queue.Len()) })
 		set.NewGauge("aiassist_model_instances"+label, func() float64 { return float64(opts.Instances) })
-		loaded := m.loadTime.Seconds()
 		set.NewGauge("aiassist_model_load_seconds"+label, func() float64 { return loaded })
 	}
 	return m, nil
@@ -177,9 +175,6 @@ func names(infos []IOInfo) []string {
 // Name is the configured model name.
 func (m *TensorModel) Name() string { return m.opts.Name }
 
-// Path is the ONNX file the model was loaded from.
-func (m *TensorModel) Path() string { return m.opts.Path }
-
 // Inputs describes the model's inputs.
 func (m *TensorModel) Inputs() []IOInfo { return m.inputs }
 
@@ -197,12 +192,6 @@ func (m *TensorModel) MaxBatchSize() int {
 	}
 	return 0
 }
-
-// LoadTime is how long opening the model took.
-func (m *TensorModel) LoadTime() time.Duration { return m.loadTime }
-
-// Options returns the options the model was loaded with.
-func (m *TensorModel) Options() TensorModelOptions { return m.opts }
 
 // Infer runs the model on inputs and returns the outputs named in outputs
 // (all outputs if none are named), waiting in the queue at most until ctx
@@ -283,7 +272,11 @@ func (m *TensorModel) prepare(inputs []Tensor) (*request, string, error) {
 				return nil, "", fmt.Errorf("%w: inputs disagree on the batch dimension: %q has %d rows, others %d", ErrInvalidInput, want.Name, t.Shape[0], req.rows)
 			}
 			req.rows = t.Shape[0]
-			fmt.Fprint(&key, t.Shape[1:], ";")
+			for _, d := range t.Shape[1:] {
+				key.WriteString(strconv.FormatInt(d, 10))
+				key.WriteByte(',')
+			}
+			key.WriteByte(';')
 		}
 		req.inputs[i] = t
 	}

@@ -4,6 +4,7 @@
 package observe
 
 import (
+	"context"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -117,5 +118,5 @@ func (a AccessLog) Log(e Entry) {
 		attrs = append(attrs, slog.String("error", e.Reason))
 	}
 	attrs = append(attrs, e.Extra...)
-	a.Logger.LogAttrs(nil, level, "request", attrs...)
+	a.Logger.LogAttrs(context.Background(), level, "request", attrs...)
 }
