@@ -16,14 +16,6 @@ import (
 	"github.com/aiassist/aiassist/engine/batch"
 )
 
-// Errors a caller maps to responses. Validation errors wrap ErrInvalidInput.
-var (
-	ErrInvalidInput = errors.New("invalid input")
-	ErrQueueFull    = batch.ErrQueueFull
-	ErrExpired      = batch.ErrExpired
-	ErrClosed       = batch.ErrClosed
-)
-
 // IOInfo describes a model input or output as the model declares it.
 // A dimension of -1 is dynamic.
 type IOInfo struct {
@@ -207,13 +199,27 @@ func (m *TensorModel) Infer(ctx context.Context, inputs []Tensor, outputs []stri
 	}
 	res, err := m.queue.Submit(ctx, key, int(req.rows), req)
 	if err != nil {
-		return nil, err
+		return nil, m.queueError(ctx, err)
 	}
 	out := make([]Tensor, len(want))
 	for i, idx := range want {
 		out[i] = res[idx]
 	}
 	return out, nil
+}
+
+// queueError turns the batch queue's errors into the engine's typed ones,
+// which name the model and the setting that bounded it.
+func (m *TensorModel) queueError(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, batch.ErrQueueFull):
+		return &LimitError{Model: m.opts.Name, Setting: "batching.max_queue_size", Limit: m.opts.Batching.MaxQueueSize}
+	case errors.Is(err, batch.ErrExpired):
+		return &DeadlineError{Model: m.opts.Name, Cause: context.Cause(ctx)}
+	case errors.Is(err, batch.ErrClosed):
+		return fmt.Errorf("model %q: %w", m.opts.Name, ErrClosed)
+	}
+	return err
 }
 
 func (m *TensorModel) selectOutputs(requested []string) ([]int, error) {

@@ -291,7 +291,8 @@ func (m *Model) admit(ctx context.Context) error {
 	m.mu.Lock()
 	if m.waiting >= m.opts.MaxQueue {
 		m.mu.Unlock()
-		return fmt.Errorf("model %q: %d generations running and %d waiting: %w", m.opts.Name, m.opts.MaxSequences, m.opts.MaxQueue, engine.ErrQueueFull)
+		return &engine.LimitError{Model: m.opts.Name, Setting: "max_queue", Limit: max(m.opts.MaxQueue, 0),
+			Detail: fmt.Sprintf("%d generations running (max_sequences) and %d waiting", m.opts.MaxSequences, max(m.opts.MaxQueue, 0))}
 	}
 	m.waiting++
 	m.mu.Unlock()
