@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/aiassist/aiassist/daemon/listener"
 	"github.com/aiassist/aiassist/schema"
 )
 
@@ -59,7 +60,7 @@ func (d *Daemon) prepareAdmin(cfg *schema.Config) (*adminServer, error) {
 		return nil, fmt.Errorf("reload.admin_socket: %w", err)
 	}
 	a := &adminServer{path: path, ln: ln, done: make(chan struct{})}
-	a.srv = &fasthttp.Server{Handler: d.adminHandler, Name: "aiassist-admin", ReadTimeout: 10 * time.Second, Logger: fasthttpLogger{d.logger}}
+	a.srv = &fasthttp.Server{Handler: d.adminHandler, Name: "aiassist-admin", ReadTimeout: 10 * time.Second, Logger: listener.FasthttpLogger(d.logger)}
 	return a, nil
 }
 
@@ -101,7 +102,7 @@ func (d *Daemon) adminHandler(ctx *fasthttp.RequestCtx) {
 		ctx.Error(`{"error":"use POST"}`, fasthttp.StatusMethodNotAllowed)
 		return
 	}
-	res, err := d.Reload(context.Background(), "admin")
+	res, err := d.reloadAndWait(context.Background(), "admin")
 	ctx.SetContentType("application/json")
 	if err != nil {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)

@@ -20,8 +20,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aiassist/aiassist/daemon/api"
+	"github.com/aiassist/aiassist/daemon/listener"
 	"github.com/aiassist/aiassist/engine"
-	"github.com/aiassist/aiassist/schema"
 )
 
 // Options configures Run.
@@ -35,12 +35,12 @@ type Options struct {
 // Daemon is a running aiassistd.
 type Daemon struct {
 	opts       Options
+	logs       *logSwitch
 	logger     *slog.Logger
-	level      *slog.LevelVar
 	rt         *engine.Runtime
 	api        *api.Server
 	set        *metrics.Set
-	net        *network
+	net        *listener.Manager
 	notify     notifier
 	probeToken string
 
@@ -62,8 +62,8 @@ type Daemon struct {
 	reloaderDone chan struct{}
 	watchdogDone chan struct{}
 
-	// Owned by the reloader goroutine (and by start and shutdown, which
-	// do not run alongside it).
+	// Owned by apply, which runs on the reloader goroutine, and by start
+	// and shutdown, which do not run alongside it.
 	watcher *watcher
 	admin   *adminServer
 	drained chan struct{} // closed when the last drain is done
@@ -92,14 +92,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 }
 
+// start serves the config. The first load is the apply that every reload
+// runs, with no state before it.
 func start(opts Options) (*Daemon, error) {
-	cfg, err := schema.Load(opts.ConfigPath)
-	if err != nil {
-		return nil, err
-	}
 	d := &Daemon{
 		opts:         opts,
-		level:        new(slog.LevelVar),
+		logs:         newLogSwitch(opts.LogOutput),
 		probeToken:   newProbeToken(),
 		triggers:     make(chan string, 1),
 		calls:        make(chan reloadCall),
@@ -111,56 +109,25 @@ func start(opts Options) (*Daemon, error) {
 		lastSuccess:  time.Now(),
 	}
 	close(d.drained)
-	d.logger = newLogger(opts.LogOutput, cfg.Logging, d.level)
+	d.logger = d.logs.logger()
 	d.notify = notifier{logger: d.logger}
-	d.rt, err = engine.Init(engine.RuntimeOptions{Library: cfg.Runtime.Library})
-	if err != nil {
-		return nil, err
-	}
 	d.set = metrics.NewSet()
-	d.set.NewGauge(`aiassist_build_info{version=`+strconv.Quote(opts.Version)+`,onnxruntime=`+strconv.Quote(d.rt.Version())+`}`, func() float64 { return 1 })
 	d.set.NewGauge(`aiassist_config_generation`, func() float64 { return float64(d.generation.Load()) })
 	d.reloadMetrics = newReloadMetrics(d, d.set)
 	d.api = api.New(api.Options{Acquire: d.acquire, Ready: d.ready.Load, Logger: d.logger, Metrics: d.set, Version: opts.Version})
-	d.net = &network{logger: d.logger, handler: d.handler, errors: d.api.ErrorHandler, sockets: map[string]*socket{}}
+	d.net = listener.New(d.logger, d.handler, d.api.ErrorHandler)
+	if err := d.net.UseActivated(); err != nil {
+		return nil, err
+	}
 
 	started := time.Now()
-	st, err := buildState(d.logger, d.rt, cfg, nil, 1)
-	if err != nil {
+	if _, err := d.apply(); err != nil {
+		d.net.Shutdown(context.Background())
 		return nil, err
 	}
-	fail := func(err error) (*Daemon, error) {
-		discard(st, nil)
-		return nil, err
-	}
-	if d.net.activated, err = activatedListeners(d.logger); err != nil {
-		return fail(err)
-	}
-	plan, err := d.net.prepare(cfg)
-	if err != nil {
-		return fail(err)
-	}
-	admin, err := d.prepareAdmin(cfg)
-	if err != nil {
-		plan.abort()
-		return fail(err)
-	}
+	d.set.NewGauge(`aiassist_build_info{version=`+strconv.Quote(opts.Version)+`,onnxruntime=`+strconv.Quote(d.rt.Version())+`}`, func() float64 { return 1 })
 	metrics.RegisterSet(d.set)
-	publish(nil, st)
-	d.generation.Store(1)
-	d.current.Store(st)
-	for _, s := range d.net.activated {
-		d.net.loops.Go(func() { s.accept(d.logger) })
-	}
-	d.net.commit(plan)
-	d.commitAdmin(admin)
-	if cfg.Reload.Watch {
-		if d.watcher, err = newWatcher(d.logger, d.trigger); err != nil {
-			d.logger.Warn("cannot watch the config; reload with SIGHUP", "err", err)
-		} else {
-			d.watcher.set(watchFiles(opts.ConfigPath, modelPaths(cfg)))
-		}
-	}
+	d.net.StartActivated()
 	go d.reloader()
 	wctx, cancel := context.WithCancel(context.Background())
 	go func() { <-d.quit; cancel() }()
@@ -169,31 +136,12 @@ func start(opts Options) (*Daemon, error) {
 		d.watchdog(wctx)
 	}()
 	d.ready.Store(true)
+	cfg := d.current.Load().cfg
 	d.logger.Info("serving", "generation", 1, "config", cfg.Path, "models", cfg.ModelNames(),
-		"listeners", addrStrings(d.net.addrs()), "onnxruntime", d.rt.Version(), "onnxruntime_library", d.rt.Library(),
+		"listeners", addrStrings(d.net.Addrs()), "onnxruntime", d.rt.Version(), "onnxruntime_library", d.rt.Library(),
 		"duration_seconds", time.Since(started).Seconds())
 	d.notify.ready(d.status())
 	return d, nil
-}
-
-func newLogger(w io.Writer, c schema.Logging, level *slog.LevelVar) *slog.Logger {
-	if w == nil {
-		w = os.Stderr
-	}
-	level.Set(parseLevel(c.Level))
-	ho := &slog.HandlerOptions{Level: level}
-	if c.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, ho))
-	}
-	return slog.New(slog.NewJSONHandler(w, ho))
-}
-
-func parseLevel(s string) slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return slog.LevelInfo
-	}
-	return l
 }
 
 // acquire returns the current state with a reference held. The check after
@@ -212,7 +160,7 @@ func (d *Daemon) acquire() (*api.State, func()) {
 // handler is the request handler of server generation g: the API, plus
 // the watchdog probe, plus ending keep-alive connections that should not
 // carry another request.
-func (d *Daemon) handler(g *serverGen) fasthttp.RequestHandler {
+func (d *Daemon) handler(g *listener.Gen) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		if d.isProbe(ctx) {
 			ctx.SetStatusCode(fasthttp.StatusNoContent)
@@ -220,7 +168,7 @@ func (d *Daemon) handler(g *serverGen) fasthttp.RequestHandler {
 			return
 		}
 		d.api.Handler(ctx)
-		if d.stopping.Load() || endsConnection(g, ctx.Conn()) {
+		if d.stopping.Load() || g.EndsConnection(ctx.Conn()) {
 			ctx.SetConnectionClose()
 		}
 	}
@@ -247,7 +195,7 @@ func (d *Daemon) shutdown() error {
 	d.logger.Info("stopping", "grace_seconds", grace.Seconds())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	d.net.shutdown(ctx)
+	d.net.Shutdown(ctx)
 	// A state replaced by a reload may still have requests on models the
 	// current state shares with it; those are closed below only once its
 	// drain is done too.

@@ -99,9 +99,9 @@ func (d *Daemon) watchdog(ctx context.Context) {
 }
 
 // selfCheck asks the reloader goroutine to answer, unless it is busy with
-// a reload, which makes progress on its own, and sends a request through
-// the first listener, which checks that the accept loop, the server and
-// the handler run.
+// a reload, which makes progress on its own; checks that no listener's
+// accept loop has died; and sends a request through every listener, which
+// checks that its accept loop, the server and the handler run.
 func (d *Daemon) selfCheck(ctx context.Context, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -114,11 +114,20 @@ func (d *Daemon) selfCheck(ctx context.Context, timeout time.Duration) error {
 			return errors.New("the reloader does not answer")
 		}
 	}
-	addrs := d.net.addrs()
+	if err := d.net.Health(); err != nil {
+		return err
+	}
+	addrs := d.net.Addrs()
 	if len(addrs) == 0 {
 		return errors.New("no listener")
 	}
-	return d.probe(addrs[0], timeout)
+	var errs []error
+	for _, a := range addrs {
+		if err := d.probe(a, timeout); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // probe sends a watchdog request to addr. The handler answers it before

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-
-	"github.com/aiassist/aiassist/schema"
 )
 
 // Results of a reload, as the reloads_total label says them.
@@ -75,9 +72,9 @@ func (d *Daemon) trigger(source string) {
 	}
 }
 
-// Reload reloads the config and waits for the result; the admin endpoint
-// calls it.
-func (d *Daemon) Reload(ctx context.Context, source string) (ReloadResult, error) {
+// reloadAndWait reloads the config and waits for the result; the admin
+// endpoint calls it.
+func (d *Daemon) reloadAndWait(ctx context.Context, source string) (ReloadResult, error) {
 	c := reloadCall{source: source, reply: make(chan ReloadResult, 1)}
 	select {
 	case d.calls <- c:
@@ -146,58 +143,10 @@ func (d *Daemon) reload(source string) ReloadResult {
 	default:
 		st := d.current.Load()
 		d.logger.Info("reloaded", "source", source, "generation", res.Generation, "duration_seconds", elapsed.Seconds(),
-			"models", st.cfg.ModelNames(), "listeners", addrStrings(d.net.addrs()))
+			"models", st.cfg.ModelNames(), "listeners", addrStrings(d.net.Addrs()))
 	}
 	d.notify.ready(d.status())
 	return res
-}
-
-// apply loads the config file and, if it or a model file changed, builds
-// the new state, swaps it in and drains the old one. It reports whether
-// anything changed.
-func (d *Daemon) apply() (bool, error) {
-	cfg, err := schema.Load(d.opts.ConfigPath)
-	if err != nil {
-		return false, err
-	}
-	old := d.current.Load()
-	if reflect.DeepEqual(cfg, old.cfg) && !modelFilesChanged(old) {
-		return false, nil
-	}
-	if cfg.Runtime.Library != old.cfg.Runtime.Library {
-		d.logger.Warn("runtime.library changed; the change applies at the next start", "library", cfg.Runtime.Library)
-	}
-	gen := d.generation.Load() + 1
-	next, err := buildState(d.logger, d.rt, cfg, old, gen)
-	if err != nil {
-		return false, err
-	}
-	plan, err := d.net.prepare(cfg)
-	if err != nil {
-		discard(next, old)
-		return false, err
-	}
-	admin, err := d.prepareAdmin(cfg)
-	if err != nil {
-		plan.abort()
-		discard(next, old)
-		return false, err
-	}
-
-	// Nothing below fails: the new state serves from here on.
-	publish(old, next)
-	d.current.Store(next)
-	d.level.Set(parseLevel(cfg.Logging.Level))
-	d.net.commit(plan)
-	d.commitAdmin(admin)
-	// The generation metric moves last, so whoever sees it has the new
-	// listeners too.
-	d.generation.Store(gen)
-	if d.watcher != nil {
-		d.watcher.set(watchFiles(d.opts.ConfigPath, modelPaths(cfg)))
-	}
-	d.drain(old, next)
-	return true, nil
 }
 
 // drain closes old's models that next does not serve once old's last
@@ -213,14 +162,6 @@ func (d *Daemon) drain(old, next *state) {
 		waitRefs(context.Background(), old)
 		closeUnused(old, next)
 	}()
-}
-
-func modelPaths(cfg *schema.Config) []string {
-	var out []string
-	for _, m := range cfg.Models {
-		out = append(out, modelFiles(m)...)
-	}
-	return out
 }
 
 func addrStrings[T fmt.Stringer](addrs []T) []string {

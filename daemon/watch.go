@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/aiassist/aiassist/schema"
 )
 
 // debounce is how long the watched directories must be quiet before a
@@ -127,4 +130,61 @@ func watchFiles(configPath string, models []string) []string {
 		abs = configPath
 	}
 	return append([]string{abs}, models...)
+}
+
+// modelPaths are the files the config's models are loaded from.
+func modelPaths(cfg *schema.Config) []string {
+	var out []string
+	for _, m := range cfg.Models {
+		out = append(out, modelFiles(m)...)
+	}
+	return out
+}
+
+// watchPart starts, re-aims or stops the file watch (reload.watch).
+type watchPart struct {
+	d     *Daemon
+	start *watcher // a watcher to start, or nil
+	stop  bool
+	files []string
+}
+
+// prepareWatch starts a watcher when reload.watch turns on. A watch that
+// cannot start fails the load: an operator who asked for it should know
+// that saving the file will not reload.
+func (d *Daemon) prepareWatch(cfg *schema.Config) (part, error) {
+	p := watchPart{d: d, files: watchFiles(d.opts.ConfigPath, modelPaths(cfg))}
+	switch {
+	case cfg.Reload.Watch && d.watcher == nil:
+		w, err := newWatcher(d.logger, d.trigger)
+		if err != nil {
+			return nil, fmt.Errorf("reload.watch: cannot watch the config's directory: %w; raise fs.inotify.max_user_instances, or set reload.watch: false and reload with SIGHUP", err)
+		}
+		p.start = w
+	case !cfg.Reload.Watch && d.watcher != nil:
+		p.stop = true
+	}
+	return p, nil
+}
+
+func (p watchPart) Commit() {
+	d := p.d
+	switch {
+	case p.stop:
+		d.watcher.close()
+		d.watcher = nil
+		d.logger.Info("stopped watching the config; reload with SIGHUP or aiassistd reload")
+		return
+	case p.start != nil:
+		d.watcher = p.start
+	}
+	if d.watcher != nil {
+		d.watcher.set(p.files)
+	}
+}
+
+func (p watchPart) Abort() {
+	if p.start != nil {
+		p.start.close()
+	}
 }
