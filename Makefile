@@ -25,11 +25,13 @@ test: fetch-onnxruntime
 	go test -race -count=1 -timeout 20m ./...
 
 # Regenerates the committed example models (a test checks they match).
+MODELS_OUT ?= examples/models
 models:
-	go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types
+	go run ./engine/modelgen/cmd/genmodels -out $(MODELS_OUT) -which demo,types,llama
 
+# The HTTP load benchmark of BENCHMARKS.md (needs wrk).
 bench: build
-	./bench/run.sh
+	./examples/bench/run.sh
 
 clean:
 	rm -rf bin build

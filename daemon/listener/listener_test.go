@@ -1,0 +1,185 @@
+package listener
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// syncBuffer is a log destination the accept loops and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newManager(t *testing.T) (*Manager, *syncBuffer) {
+	t.Helper()
+	log := &syncBuffer{}
+	m := New(slog.New(slog.NewJSONHandler(log, nil)), func(*Gen) fasthttp.RequestHandler {
+		return func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }
+	}, func(ctx *fasthttp.RequestCtx, err error) { ctx.Error(err.Error(), 400) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		m.Shutdown(ctx)
+	})
+	return m, log
+}
+
+var settings = Settings{MaxBodyBytes: 1 << 20, ReadTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func get(addr string) error {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "ok" {
+		return fmt.Errorf("answer %q", b)
+	}
+	return nil
+}
+
+// until polls cond with a deadline far above what it needs.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSpellingChangeKeepsSocket moves a listener from localhost:P to
+// 127.0.0.1:P: one address, so the socket is kept, not bound twice (which
+// failed with EADDRINUSE when sockets were keyed by the config's string).
+func TestSpellingChangeKeepsSocket(t *testing.T) {
+	m, _ := newManager(t)
+	port := freePort(t)
+	p, err := m.Prepare([]string{fmt.Sprintf("localhost:%d", port)}, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := get(addr); err != nil {
+		t.Fatal(err)
+	}
+	p, err = m.Prepare([]string{addr}, settings)
+	if err != nil {
+		t.Fatalf("moving localhost:%d to %s: %v", port, addr, err)
+	}
+	if len(p.opened) != 0 || len(p.removed) != 0 {
+		t.Errorf("plan opens %d and closes %d sockets; want the one kept", len(p.opened), len(p.removed))
+	}
+	p.Commit()
+	if err := get(addr); err != nil {
+		t.Fatal(err)
+	}
+	// Listing both spellings is one socket too.
+	if _, err := m.Prepare([]string{addr, fmt.Sprintf("localhost:%d", port)}, settings); err != nil {
+		t.Fatalf("both spellings: %v", err)
+	}
+}
+
+// TestDeadListenerRebinds breaks a listener under its accept loop: the
+// socket is reported dead, binds the address again by itself and serves.
+func TestDeadListenerRebinds(t *testing.T) {
+	m, log := newManager(t)
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := m.Prepare([]string{addr}, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	if err := m.Health(); err != nil {
+		t.Fatalf("health before: %v", err)
+	}
+	s := m.sockets[addr]
+	// Hold the address, so that the rebind has to wait and the dead state
+	// is observable.
+	s.listener().Close()
+	var blocker net.Listener
+	until(t, "the address free to take", func() bool {
+		blocker, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	until(t, "the socket reported dead", func() bool { return m.Health() != nil })
+	if err := m.Health(); !strings.Contains(err.Error(), addr) {
+		t.Errorf("health error %q does not name %s", err, addr)
+	}
+	blocker.Close()
+	until(t, "the socket bound again", func() bool { return m.Health() == nil && get(addr) == nil })
+	for _, want := range []string{"listener stopped; binding it again", "listener bound again"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+}
+
+// TestDeadActivatedSocketIsUnhealthy: a socket systemd passed cannot be
+// bound again, so it stays reported dead, which stops the watchdog.
+func TestDeadActivatedSocketIsUnhealthy(t *testing.T) {
+	m, log := newManager(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSocket(ln.Addr().String(), ln, true)
+	m.activated = append(m.activated, s)
+	m.StartActivated()
+	p, err := m.Prepare(nil, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	if err := get(s.key); err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	until(t, "the socket reported dead", func() bool { return m.Health() != nil })
+	time.Sleep(3 * rebindFirst) // no rebind is attempted
+	if m.Health() == nil {
+		t.Error("a dead systemd socket became healthy again")
+	}
+	if !strings.Contains(log.String(), "cannot be bound again") {
+		t.Errorf("log does not say the socket cannot be bound again:\n%s", log.String())
+	}
+}
