@@ -167,13 +167,14 @@ func modelFilesChanged(st *state) bool {
 	return false
 }
 
-// warmUp runs one inference on each new model, all at once, so the first
-// request after a reload does not pay for ONNX Runtime's lazy
+// warmUp runs one inference on each new model, the models in parallel, so
+// the first request after a reload does not pay for ONNX Runtime's lazy
 // initialisation, and a model that loads but cannot run fails the reload
-// instead of the requests. A model is warmed with a zero input of batch 1
-// (or of its fixed first dimension); one with an input whose other
-// dimensions are dynamic is not warmed, as no input shape is known to be
-// valid. The warm-up waits batching.max_queue_delay like any request.
+// instead of the requests. A tensor model is warmed with a zero input of
+// batch 1 (or of its fixed first dimension) through its queue, which adds
+// no delay as the new queue has seen no larger batch; one with an input
+// whose other dimensions are dynamic is not warmed, as no input shape is
+// known to be valid. A causal-lm model generates one token from token 0.
 func warmUp(logger *slog.Logger, models []*loadedModel, timeout time.Duration) error {
 	errs := make([]error, len(models))
 	var wg sync.WaitGroup
