@@ -95,7 +95,7 @@ func (d *Daemon) apply() (bool, error) {
 		return fail(err)
 	}
 	prepared = append(prepared, statePart{d, old, next})
-	plan, err := d.net.Prepare(listenAddrs(cfg), listenSettings(cfg))
+	plan, err := d.net.Prepare(listenSpecs(cfg), listenSettings(cfg))
 	if err != nil {
 		return fail(err)
 	}
@@ -124,10 +124,10 @@ func (d *Daemon) apply() (bool, error) {
 	return true, nil
 }
 
-func listenAddrs(cfg *schema.Config) []string {
-	out := make([]string, len(cfg.Listeners))
+func listenSpecs(cfg *schema.Config) []listener.Spec {
+	out := make([]listener.Spec, len(cfg.Listeners))
 	for i, l := range cfg.Listeners {
-		out[i] = l.HostPort()
+		out[i] = listener.Spec{Addr: l.HostPort()}
 	}
 	return out
 }

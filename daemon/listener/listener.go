@@ -18,6 +18,7 @@ package listener
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,6 +91,9 @@ type Plan struct {
 	opened   []*socket
 	removed  []*socket
 	settings Settings
+	// tls is each wanted socket's TLS configuration from this load; nil
+	// serves plain HTTP.
+	tls map[string]*tls.Config
 }
 
 // Resolve returns the key of a listener address: the address net.Listen
@@ -102,31 +106,39 @@ func Resolve(hostport string) (string, error) {
 	return a.String(), nil
 }
 
-// Prepare binds the addresses (host:port) not bound yet and plans to close
-// the sockets no longer listed. On error nothing changes. (A socket whose
-// listener died binds itself again; see Health.)
-func (m *Manager) Prepare(addrs []string, settings Settings) (*Plan, error) {
+// Prepare binds the addresses not bound yet, reads every listener's TLS
+// files, and plans to close the sockets no longer listed. On error nothing
+// changes. (A socket whose listener died binds itself again; see Health.)
+func (m *Manager) Prepare(specs []Spec, settings Settings) (*Plan, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	p := &Plan{m: m, settings: settings}
+	p := &Plan{m: m, settings: settings, tls: map[string]*tls.Config{}}
 	want := map[string]bool{}
-	for _, hp := range addrs {
-		key, err := Resolve(hp)
+	for i, spec := range specs {
+		key, err := Resolve(spec.Addr)
 		if err != nil {
 			p.Abort()
-			return nil, fmt.Errorf("cannot listen on %s: %w", hp, err)
+			return nil, fmt.Errorf("listeners.%d: cannot listen on %s: %w", i, spec.Addr, err)
 		}
 		if want[key] {
 			continue
 		}
 		want[key] = true
-		if m.sockets[key] != nil || m.isActivated(key) {
+		if spec.TLS != nil {
+			c, err := loadTLS(spec.TLS)
+			if err != nil {
+				p.Abort()
+				return nil, fmt.Errorf("listeners.%d.tls: %w", i, err)
+			}
+			p.tls[key] = c
+		}
+		if m.sockets[key] != nil || m.activatedAt(key) != nil {
 			continue
 		}
 		ln, err := net.Listen("tcp", key)
 		if err != nil {
 			p.Abort()
-			return nil, fmt.Errorf("cannot listen on %s: %w", hp, err)
+			return nil, fmt.Errorf("listeners.%d: cannot listen on %s: %w", i, spec.Addr, err)
 		}
 		p.opened = append(p.opened, newSocket(key, ln, false))
 	}
@@ -138,11 +150,11 @@ func (m *Manager) Prepare(addrs []string, settings Settings) (*Plan, error) {
 	return p, nil
 }
 
-// isActivated reports whether a systemd socket listens at key.
-func (m *Manager) isActivated(key string) bool {
+// activatedAt returns the systemd socket that listens at key, or nil.
+func (m *Manager) activatedAt(key string) *socket {
 	want, err := net.ResolveTCPAddr("tcp", key)
 	if err != nil {
-		return false
+		return nil
 	}
 	for _, s := range m.activated {
 		got, ok := s.addr().(*net.TCPAddr)
@@ -151,10 +163,10 @@ func (m *Manager) isActivated(key string) bool {
 		}
 		unspecified := func(ip net.IP) bool { return ip == nil || ip.IsUnspecified() }
 		if got.IP.Equal(want.IP) || unspecified(got.IP) && unspecified(want.IP) {
-			return true
+			return s
 		}
 	}
-	return false
+	return nil
 }
 
 // Abort closes the sockets the plan bound, for a reload that failed later.
@@ -174,6 +186,22 @@ func (p *Plan) Commit() {
 	defer m.mu.Unlock()
 	for _, s := range p.opened {
 		m.sockets[s.key] = s
+	}
+	// TLS first, so a new socket's first connection already has it. A
+	// systemd socket takes the TLS of the listener at its address.
+	for _, s := range m.all() {
+		key := s.key
+		if s.activated {
+			key = ""
+			for k := range p.tls {
+				if m.activatedAt(k) == s {
+					key = k
+				}
+			}
+		}
+		s.tls.Store(p.tls[key])
+	}
+	for _, s := range p.opened {
 		m.startAccept(s)
 	}
 	if m.gen == nil || m.gen.settings != p.settings {

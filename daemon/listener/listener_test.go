@@ -48,6 +48,14 @@ func newManager(t *testing.T) (*Manager, *syncBuffer) {
 	return m, log
 }
 
+func specs(addrs ...string) []Spec {
+	var out []Spec
+	for _, a := range addrs {
+		out = append(out, Spec{Addr: a})
+	}
+	return out
+}
+
 var settings = Settings{MaxBodyBytes: 1 << 20, ReadTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
 
 func freePort(t *testing.T) int {
@@ -92,7 +100,7 @@ func until(t *testing.T, what string, cond func() bool) {
 func TestSpellingChangeKeepsSocket(t *testing.T) {
 	m, _ := newManager(t)
 	port := freePort(t)
-	p, err := m.Prepare([]string{fmt.Sprintf("localhost:%d", port)}, settings)
+	p, err := m.Prepare(specs(fmt.Sprintf("localhost:%d", port)), settings)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +109,7 @@ func TestSpellingChangeKeepsSocket(t *testing.T) {
 	if err := get(addr); err != nil {
 		t.Fatal(err)
 	}
-	p, err = m.Prepare([]string{addr}, settings)
+	p, err = m.Prepare(specs(addr), settings)
 	if err != nil {
 		t.Fatalf("moving localhost:%d to %s: %v", port, addr, err)
 	}
@@ -113,7 +121,7 @@ func TestSpellingChangeKeepsSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Listing both spellings is one socket too.
-	if _, err := m.Prepare([]string{addr, fmt.Sprintf("localhost:%d", port)}, settings); err != nil {
+	if _, err := m.Prepare(specs(addr, fmt.Sprintf("localhost:%d", port)), settings); err != nil {
 		t.Fatalf("both spellings: %v", err)
 	}
 }
@@ -124,7 +132,7 @@ func TestDeadListenerRebinds(t *testing.T) {
 	m, log := newManager(t)
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := m.Prepare([]string{addr}, settings)
+	p, err := m.Prepare(specs(addr), settings)
 	if err != nil {
 		t.Fatal(err)
 	}

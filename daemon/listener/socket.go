@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -19,6 +20,10 @@ type socket struct {
 	done      chan struct{}
 	closed    atomic.Bool
 	closeOnce sync.Once
+
+	// tls is the TLS configuration new connections get; nil serves
+	// plain HTTP. A reload swaps it.
+	tls atomic.Pointer[tls.Config]
 
 	mu   sync.Mutex
 	ln   net.Listener
@@ -95,8 +100,14 @@ func (s *socket) accept(logger *slog.Logger) {
 			continue
 		}
 		backoff = 0
+		var hc net.Conn = &conn{Conn: c, s: s}
+		if tc := s.tls.Load(); tc != nil {
+			// The handshake runs on the connection's first read, in
+			// the server's goroutine, not here.
+			hc = tls.Server(hc, tc)
+		}
 		select {
-		case s.conns <- &conn{Conn: c, s: s}:
+		case s.conns <- hc:
 		case <-s.done:
 			c.Close()
 			return
@@ -199,6 +210,9 @@ type Gen struct {
 func (g *Gen) EndsConnection(c net.Conn) bool {
 	if g.retired.Load() {
 		return true
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
 	}
 	if cc, ok := c.(*conn); ok {
 		return cc.s.closed.Load()
