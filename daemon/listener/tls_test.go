@@ -202,7 +202,7 @@ func TestTLSWithOpenSSL(t *testing.T) {
 	// OpenSSL 3 itself refuses TLS 1.1 at its default security level, so
 	// ask for it at level 0: then only the server can refuse.
 	out, err := exec.Command(openssl, "s_client", "-connect", addr, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0").CombinedOutput()
-	if err == nil || strings.Contains(string(out), "Protocol  : TLSv1.1") || !strings.Contains(string(out), "tlsv1 alert protocol version") {
+	if err == nil || !strings.Contains(string(out), "Cipher is (NONE)") || !strings.Contains(string(out), "tlsv1 alert protocol version") {
 		t.Errorf("openssl -tls1_1 was not refused with a protocol version alert (err %v):\n%s", err, out)
 	}
 }
