@@ -3,6 +3,7 @@ package listener
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -140,20 +141,24 @@ func TestDeadListenerRebinds(t *testing.T) {
 	if err := m.Health(); err != nil {
 		t.Fatalf("health before: %v", err)
 	}
+	// Break the accept loop with a permanent error while the real socket
+	// still holds the address, so the rebind has to wait for it and the
+	// dead state is observable; then free the address.
 	s := m.sockets[addr]
-	// Hold the address, so that the rebind has to wait and the dead state
-	// is observable.
-	s.listener().Close()
-	var blocker net.Listener
-	until(t, "the address free to take", func() bool {
-		blocker, err = net.Listen("tcp", addr)
-		return err == nil
-	})
+	real := s.listener()
+	s.mu.Lock()
+	s.ln = brokenListener{real}
+	s.mu.Unlock()
+	// The loop is blocked in the real Accept: one connection makes it
+	// return and meet the broken listener on its next call.
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+	}
 	until(t, "the socket reported dead", func() bool { return m.Health() != nil })
 	if err := m.Health(); !strings.Contains(err.Error(), addr) {
 		t.Errorf("health error %q does not name %s", err, addr)
 	}
-	blocker.Close()
+	real.Close()
 	until(t, "the socket bound again", func() bool { return m.Health() == nil && get(addr) == nil })
 	for _, want := range []string{"listener stopped; binding it again", "listener bound again"} {
 		if !strings.Contains(log.String(), want) {
@@ -161,6 +166,14 @@ func TestDeadListenerRebinds(t *testing.T) {
 		}
 	}
 }
+
+// brokenListener fails every Accept for good, and leaves the real
+// listener, which keeps the address, open when closed.
+type brokenListener struct{ real net.Listener }
+
+func (b brokenListener) Accept() (net.Conn, error) { return nil, errors.New("broken for the test") }
+func (b brokenListener) Close() error              { return nil }
+func (b brokenListener) Addr() net.Addr            { return b.real.Addr() }
 
 // TestDeadActivatedSocketIsUnhealthy: a socket systemd passed cannot be
 // bound again, so it stays reported dead, which stops the watchdog.
