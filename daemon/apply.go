@@ -133,7 +133,12 @@ func listenSpecs(cfg *schema.Config) []listener.Spec {
 }
 
 func listenSettings(cfg *schema.Config) listener.Settings {
-	return listener.Settings{MaxBodyBytes: cfg.Server.MaxBodyBytes, ReadTimeout: cfg.Server.ReadTimeout, IdleTimeout: cfg.Server.IdleTimeout}
+	return listener.Settings{
+		MaxBodyBytes:  cfg.Server.MaxBodyBytes,
+		HeaderTimeout: cfg.Server.ReadTimeout,
+		ReadTimeout:   cfg.Server.ReadTimeout,
+		IdleTimeout:   cfg.Server.IdleTimeout,
+	}
 }
 
 // logPart switches the log's level and format.

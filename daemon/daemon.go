@@ -115,7 +115,7 @@ func start(opts Options) (*Daemon, error) {
 	d.set.NewGauge(`aiassist_config_generation`, func() float64 { return float64(d.generation.Load()) })
 	d.reloadMetrics = newReloadMetrics(d, d.set)
 	d.api = api.New(api.Options{Acquire: d.acquire, Ready: d.ready.Load, Logger: d.logger, Metrics: d.set, Version: opts.Version})
-	d.net = listener.New(d.logger, d.handler, d.api.ErrorHandler)
+	d.net = listener.New(d.logger, d.handler, d.api.ErrorHandler, d.set)
 	if err := d.net.UseActivated(); err != nil {
 		return nil, err
 	}

@@ -27,15 +27,39 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/valyala/fasthttp"
 )
 
-// Settings are the fasthttp.Server fields the config sets.
+// Settings are what the config sets of the HTTP server.
 type Settings struct {
 	MaxBodyBytes int
-	ReadTimeout  time.Duration
-	IdleTimeout  time.Duration
+	// HeaderTimeout bounds reading a request's headers, from the first
+	// byte (or the connection's start): a slowloris client dripping
+	// header bytes is dropped after it.
+	HeaderTimeout time.Duration
+	// ReadTimeout bounds reading the body, once the headers are in.
+	ReadTimeout time.Duration
+	IdleTimeout time.Duration
+	// MaxConns bounds open client connections across all listeners, and
+	// MaxConnsPerIP those from one client address; 0 is no bound (but
+	// the file-descriptor limit less a reserve always bounds the total).
+	MaxConns      int
+	MaxConnsPerIP int
+}
+
+// serverSettings are the Settings a fasthttp.Server is built from; the
+// connection limits apply without a new server.
+type serverSettings struct {
+	maxBody       int
+	headerTimeout time.Duration
+	readTimeout   time.Duration
+	idleTimeout   time.Duration
+}
+
+func (s Settings) server() serverSettings {
+	return serverSettings{s.MaxBodyBytes, s.HeaderTimeout, s.ReadTimeout, s.IdleTimeout}
 }
 
 // Manager owns the sockets and server generations. Prepare, Commit, Abort
@@ -47,6 +71,8 @@ type Manager struct {
 	handler func(g *Gen) fasthttp.RequestHandler
 	errors  func(ctx *fasthttp.RequestCtx, err error)
 
+	limits *connLimits
+
 	mu        sync.Mutex
 	sockets   map[string]*socket // bound from the config, by resolved address
 	activated []*socket          // passed by systemd
@@ -57,9 +83,9 @@ type Manager struct {
 
 // New returns a Manager that serves connections with handler (called once
 // per server generation) and answers errors fasthttp meets before the
-// handler with errs.
-func New(logger *slog.Logger, handler func(g *Gen) fasthttp.RequestHandler, errs func(*fasthttp.RequestCtx, error)) *Manager {
-	return &Manager{logger: logger, handler: handler, errors: errs, sockets: map[string]*socket{}}
+// handler with errs. Its connection series go to set.
+func New(logger *slog.Logger, handler func(g *Gen) fasthttp.RequestHandler, errs func(*fasthttp.RequestCtx, error), set *metrics.Set) *Manager {
+	return &Manager{logger: logger, handler: handler, errors: errs, sockets: map[string]*socket{}, limits: newConnLimits(set)}
 }
 
 // UseActivated takes the sockets systemd passes (LISTEN_FDS), if any. A
@@ -77,7 +103,7 @@ func (m *Manager) UseActivated() error {
 			continue // not a stream socket
 		}
 		m.logger.Info("using a socket passed by systemd", "addr", ln.Addr().String())
-		s := newSocket(ln.Addr().String(), ln, true)
+		s := newSocket(ln.Addr().String(), ln, true, m.limits)
 		m.activated = append(m.activated, s)
 	}
 	return nil
@@ -140,7 +166,7 @@ func (m *Manager) Prepare(specs []Spec, settings Settings) (*Plan, error) {
 			p.Abort()
 			return nil, fmt.Errorf("listeners.%d: cannot listen on %s: %w", i, spec.Addr, err)
 		}
-		p.opened = append(p.opened, newSocket(key, ln, false))
+		p.opened = append(p.opened, newSocket(key, ln, false, m.limits))
 	}
 	for key, s := range m.sockets {
 		if !want[key] {
@@ -204,9 +230,11 @@ func (p *Plan) Commit() {
 	for _, s := range p.opened {
 		m.startAccept(s)
 	}
-	if m.gen == nil || m.gen.settings != p.settings {
+	m.limits.max.Store(int64(p.settings.MaxConns))
+	m.limits.maxPerIP.Store(int64(p.settings.MaxConnsPerIP))
+	if m.gen == nil || m.gen.settings != p.settings.server() {
 		old := m.gen
-		m.gen = m.newGen(p.settings)
+		m.gen = m.newGen(p.settings.server())
 		for _, s := range m.all() {
 			m.serve(m.gen, s)
 		}
@@ -260,17 +288,26 @@ func (m *Manager) all() []*socket {
 	return out
 }
 
-func (m *Manager) newGen(st Settings) *Gen {
+func (m *Manager) newGen(st serverSettings) *Gen {
 	g := &Gen{settings: st, acceptors: map[*socket]*acceptor{}}
 	g.srv = &fasthttp.Server{
 		Handler:            m.handler(g),
 		ErrorHandler:       m.errors,
 		Name:               "aiassist",
-		MaxRequestBodySize: st.MaxBodyBytes,
-		ReadTimeout:        st.ReadTimeout,
-		IdleTimeout:        st.IdleTimeout,
-		CloseOnShutdown:    true,
-		Logger:             FasthttpLogger(m.logger),
+		MaxRequestBodySize: st.maxBody,
+		// fasthttp's ReadTimeout runs from a request's first byte to
+		// the end of its headers here; HeaderReceived then gives the
+		// body its own deadline.
+		ReadTimeout: st.headerTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: st.readTimeout}
+		},
+		IdleTimeout: st.idleTimeout,
+		// The body is read as it arrives, so memory follows the bytes
+		// received, not the Content-Length a client promises.
+		StreamRequestBody: true,
+		CloseOnShutdown:   true,
+		Logger:            FasthttpLogger(m.logger),
 	}
 	return g
 }

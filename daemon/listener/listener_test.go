@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
 
@@ -40,7 +41,7 @@ func newManager(t *testing.T) (*Manager, *syncBuffer) {
 	log := &syncBuffer{}
 	m := New(slog.New(slog.NewJSONHandler(log, nil)), func(*Gen) fasthttp.RequestHandler {
 		return func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }
-	}, func(ctx *fasthttp.RequestCtx, err error) { ctx.Error(err.Error(), 400) })
+	}, func(ctx *fasthttp.RequestCtx, err error) { ctx.Error(err.Error(), 400) }, metrics.NewSet())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -57,7 +58,7 @@ func specs(addrs ...string) []Spec {
 	return out
 }
 
-var settings = Settings{MaxBodyBytes: 1 << 20, ReadTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+var settings = Settings{MaxBodyBytes: 1 << 20, HeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -183,7 +184,7 @@ func TestDeadActivatedSocketIsUnhealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSocket(ln.Addr().String(), ln, true)
+	s := newSocket(ln.Addr().String(), ln, true, m.limits)
 	m.activated = append(m.activated, s)
 	m.StartActivated()
 	p, err := m.Prepare(nil, settings)

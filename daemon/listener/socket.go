@@ -16,6 +16,7 @@ import (
 type socket struct {
 	key       string // the resolved address, or the address of a systemd socket
 	activated bool   // passed by systemd: never closed on reload, never rebound
+	limits    *connLimits
 	conns     chan net.Conn
 	done      chan struct{}
 	closed    atomic.Bool
@@ -34,11 +35,12 @@ type socket struct {
 // handler can end keep-alive connections of a removed listener.
 type conn struct {
 	net.Conn
-	s *socket
+	s       *socket
+	release func() // frees its place in the connection limits
 }
 
-func newSocket(key string, ln net.Listener, activated bool) *socket {
-	return &socket{key: key, ln: ln, activated: activated, conns: make(chan net.Conn), done: make(chan struct{})}
+func newSocket(key string, ln net.Listener, activated bool, limits *connLimits) *socket {
+	return &socket{key: key, ln: ln, activated: activated, limits: limits, conns: make(chan net.Conn), done: make(chan struct{})}
 }
 
 func (s *socket) listener() net.Listener {
@@ -100,7 +102,12 @@ func (s *socket) accept(logger *slog.Logger) {
 			continue
 		}
 		backoff = 0
-		var hc net.Conn = &conn{Conn: c, s: s}
+		release, reason := s.limits.admit(remoteIP(c))
+		if reason != "" {
+			shed(c, reason)
+			continue
+		}
+		var hc net.Conn = &conn{Conn: c, s: s, release: release}
 		if tc := s.tls.Load(); tc != nil {
 			// The handshake runs on the connection's first read, in
 			// the server's goroutine, not here.
@@ -109,7 +116,7 @@ func (s *socket) accept(logger *slog.Logger) {
 		select {
 		case s.conns <- hc:
 		case <-s.done:
-			c.Close()
+			hc.Close()
 			return
 		}
 	}
@@ -197,7 +204,7 @@ func (a *acceptor) Addr() net.Addr { return a.s.addr() }
 // Gen is one fasthttp.Server and the acceptors it serves.
 type Gen struct {
 	srv       *fasthttp.Server
-	settings  Settings
+	settings  serverSettings
 	retired   atomic.Bool
 	acceptors map[*socket]*acceptor
 	loops     sync.WaitGroup

@@ -1,0 +1,89 @@
+package daemon_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rssBytes reads a process's resident set size from /proc.
+func rssBytes(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// TestPromisedBodiesCostWhatArrives opens 200 connections that each send
+// headers promising a 16 MiB body and then 100 bytes of it. The daemon
+// must hold memory for the bytes received, not for the bytes promised
+// (fasthttp allocates the whole Content-Length up front unless the body
+// is streamed: 1.7 GB for this).
+func TestPromisedBodiesCostWhatArrives(t *testing.T) {
+	requireBinary(t)
+	dir := t.TempDir()
+	writeDemo(t, filepath.Join(dir, "demo.onnx"))
+	port := freePort(t)
+	cfg := filepath.Join(dir, "config.cue")
+	writeConfig(t, cfg, fmt.Sprintf(`listeners: [{port: %d}]
+logging: access_log: false
+server: {max_body_bytes: %d, read_timeout: "60s"}
+models: demo: {kind: "tensor", path: "demo.onnx"}
+`, port, 32<<20))
+	p := start(t, cfg)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p.until("readiness", func() bool { code, _, _ := p.get("http://" + addr + "/v2/health/ready"); return code == 200 })
+	before := rssBytes(t, p.cmd.Process.Pid)
+
+	const conns = 200
+	var open []net.Conn
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	head := fmt.Sprintf("POST /v2/models/demo/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 16<<20)
+	for range conns {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, c)
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte(head + strings.Repeat(" ", 100))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let the daemon read what was sent; then its memory is what it is.
+	p.until("all connections open", func() bool {
+		return p.metrics(port)["aiassist_http_connections_open"] >= conns
+	})
+	time.Sleep(500 * time.Millisecond)
+	after := rssBytes(t, p.cmd.Process.Pid)
+	grew := after - before
+	t.Logf("RSS %d MiB before, %d MiB with %d connections promising 16 MiB each (+%d MiB)", before>>20, after>>20, conns, grew>>20)
+	if grew >= 64<<20 {
+		t.Errorf("RSS grew by %d MiB for %d connections that sent 100 body bytes each; want < 64 MiB", grew>>20, conns)
+	}
+	// And the daemon still serves.
+	if code, _, err := p.get("http://" + addr + "/v2/health/ready"); err != nil || code != 200 {
+		t.Errorf("readiness during the test: %d %v", code, err)
+	}
+}
