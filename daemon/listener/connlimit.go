@@ -26,10 +26,10 @@ type connLimits struct {
 	maxPerIP atomic.Int64 // 0: unlimited
 	fdBound  int64        // RLIMIT_NOFILE less fdHeadroom; 0 if unknown
 
-	open     atomic.Int64
-	mu       sync.Mutex
-	perIP    map[netip.Addr]int64
-	refused  map[string]*metrics.Counter
+	open    atomic.Int64
+	mu      sync.Mutex
+	perIP   map[netip.Addr]int64
+	refused map[string]*metrics.Counter
 }
 
 // Reasons of a shed connection, as the metric label says them.
