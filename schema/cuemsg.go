@@ -15,12 +15,40 @@ import (
 	cueerrors "cuelang.org/go/cue/errors"
 )
 
+// CUE's messages that the rewriting recognises, as cueerrors.Error.Msg
+// gives their format. TestCUEMessages pins each one.
+const (
+	// cueRoot leads the path of every error: the definition the config
+	// file is unified with.
+	cueRoot = "#Config"
+	// cueSummary ends the line "%d errors in empty disjunction:" that
+	// CUE puts before the errors of the branches of a disjunction.
+	cueSummary = "errors in empty disjunction:"
+	// cueMissing: a required field that a comprehension needs (the kind
+	// of a model) is missing. Args: the field's name.
+	cueMissing = "required field missing: %s"
+	// cueRequired: a required field (kind!, path!) is left out. The
+	// checks in fields.go say it the same way, so that the two are
+	// reported once.
+	cueRequired = "field is required but not present"
+	// cueConflict: a value fits no branch. Args: the two values, one of
+	// them the operator's.
+	cueConflict = "conflicting values %s and %s"
+	// cueConflictTypes: as cueConflict, with the two values' kinds as the
+	// third and fourth args.
+	cueConflictTypes = "conflicting values %s and %s (mismatched types %s and %s)"
+	// cueOutOfBound: a value fails a bound or a pattern. Args: the value
+	// and the bound.
+	cueOutOfBound = "invalid value %v (out of bound %s)"
+	// cueNotAllowed: a field the schema does not declare. fields.go says
+	// it the same way.
+	cueNotAllowed = "field not allowed"
+)
+
 // durationPattern is the start of the pattern of #Duration in config.cue, by
 // which errors about a duration are told from others; a test checks that it
 // stays in step with config.cue.
 const durationPattern = `=~"^(0|([0-9]+`
-
-const requiredMsg = "field is required but not present"
 
 const durationExamples = `"250ms", "1.5s" or "1h30m"`
 
@@ -42,18 +70,18 @@ func cueError(filename string, err error, data cue.Value) error {
 	var entries []entry
 	for _, e := range cueerrors.Errors(err) {
 		format, args := e.Msg()
-		if strings.HasSuffix(format, "errors in empty disjunction:") {
+		if strings.HasSuffix(format, cueSummary) {
 			continue // a summary of the errors that follow it
 		}
 		path := e.Path()
-		if len(path) > 0 && path[0] == "#Config" {
+		if len(path) > 0 && path[0] == cueRoot {
 			path = path[1:]
 		}
-		if format == "required field missing: %s" && len(args) == 1 {
+		if format == cueMissing && len(args) == 1 {
 			// Said the way checkFields says it, so that the two are
 			// reported once: a model without kind gets both.
 			path = append(slices.Clip(path), fmt.Sprint(args[0]))
-			format = requiredMsg
+			format = cueRequired
 		}
 		entries = append(entries, entry{path, format, args, e})
 	}
@@ -74,7 +102,7 @@ func cueError(filename string, err error, data cue.Value) error {
 		group := groups[key]
 		var conflicts, others []entry
 		for _, en := range group {
-			if strings.HasPrefix(en.format, "conflicting values ") && len(en.args) >= 2 {
+			if (en.format == cueConflict || en.format == cueConflictTypes) && len(en.args) >= 2 {
 				conflicts = append(conflicts, en)
 			} else {
 				others = append(others, en)
@@ -89,10 +117,10 @@ func cueError(filename string, err error, data cue.Value) error {
 			at = others[0]
 			for _, en := range others {
 				msg := cueerrors.StringWithConfig(en.e, &cueerrors.Config{OmitPath: true})
-				if en.format == requiredMsg {
-					msg = requiredMsg
+				if en.format == cueRequired {
+					msg = cueRequired
 				}
-				if strings.Contains(msg, durationPattern) {
+				if en.format == cueOutOfBound && len(en.args) == 2 && strings.HasPrefix(fmt.Sprint(en.args[1]), durationPattern) {
 					// The pattern of #Duration says little to an operator.
 					msg = fmt.Sprintf("invalid duration %v: write it like %s", en.args[0], durationExamples)
 				}
@@ -116,7 +144,7 @@ func cueError(filename string, err error, data cue.Value) error {
 			pos = nearestPos(filename, data, at.path)
 		}
 		for _, msg := range msgs {
-			if at.format == "field not allowed" {
+			if at.format == cueNotAllowed {
 				msg += knownFields(data, at.path)
 			}
 			is := Issue{Path: key, Msg: msg}
@@ -143,7 +171,7 @@ func cueError(filename string, err error, data cue.Value) error {
 func dropInsideUnknown(issues []Issue) []Issue {
 	var unknown []string
 	for _, is := range issues {
-		if strings.HasPrefix(is.Msg, "field not allowed") && is.Path != "" {
+		if strings.HasPrefix(is.Msg, cueNotAllowed) && is.Path != "" {
 			unknown = append(unknown, is.Path+".")
 		}
 	}

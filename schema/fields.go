@@ -142,7 +142,7 @@ func checkFields(filename string, root, data, s cue.Value, path []string, issues
 			name := sel.Unquoted()
 			if !data.LookupPath(cue.MakePath(cue.Str(name))).Exists() {
 				p := append(slices.Clip(path), label(name))
-				is := Issue{Path: strings.Join(p, "."), Msg: requiredMsg}
+				is := Issue{Path: strings.Join(p, "."), Msg: cueRequired}
 				// Point at the struct that lacks the field, as CUE does.
 				if pos := data.Pos(); pos.IsValid() && pos.Filename() == filename {
 					setPos(&is, pos)
@@ -158,7 +158,7 @@ func checkFields(filename string, root, data, s cue.Value, path []string, issues
 			sel := it.Selector()
 			p := append(slices.Clip(path), sel.String())
 			if !s.Allows(sel) {
-				is := Issue{Path: strings.Join(p, "."), Msg: "field not allowed" + knownFields(root, p)}
+				is := Issue{Path: strings.Join(p, "."), Msg: cueNotAllowed + knownFields(root, p)}
 				if pos := it.Value().Pos(); pos.IsValid() && pos.Filename() == filename {
 					setPos(&is, pos)
 				}

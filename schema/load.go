@@ -81,16 +81,8 @@ func Parse(filename string, src []byte) (cfg *Config, err error) {
 	}()
 	compileOnce.Do(compileSchema)
 
-	f, err := parser.ParseFile(filename, src)
+	data, v, err := evaluate(filename, src)
 	if err != nil {
-		return nil, cueError(filename, err, cue.Value{})
-	}
-	data := ctx.BuildFile(f)
-	if err := data.Err(); err != nil {
-		return nil, cueError(filename, err, data)
-	}
-	v := configDef.Unify(data)
-	if err := v.Validate(cue.Concrete(true)); err != nil {
 		return nil, cueError(filename, err, data)
 	}
 	var raw rawConfig
@@ -103,4 +95,24 @@ func Parse(filename string, src []byte) (cfg *Config, err error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// evaluate parses src and unifies it with #Config. It returns the config
+// file alone (data, which does not exist when src does not parse), the
+// unified config (v), and CUE's error as CUE words it. mu must be held and
+// the schema compiled.
+func evaluate(filename string, src []byte) (data, v cue.Value, err error) {
+	f, err := parser.ParseFile(filename, src)
+	if err != nil {
+		return cue.Value{}, cue.Value{}, err
+	}
+	data = ctx.BuildFile(f)
+	if err := data.Err(); err != nil {
+		return data, cue.Value{}, err
+	}
+	v = configDef.Unify(data)
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		return data, v, err
+	}
+	return data, v, nil
 }
