@@ -2,8 +2,89 @@ package schema
 
 import (
 	"net/netip"
+	"path"
 	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
 )
+
+// check makes the checks of cfg that CUE cannot express, each issue placed
+// at the offending value in the config file.
+func (c *checker) check(cfg *Config) {
+	c.checkModels(cfg)
+	if len(cfg.Listeners) == 0 {
+		c.errorf([]string{"listeners"}, "at least one listener is required; remove listeners to listen on 127.0.0.1:8080")
+	}
+	c.checkListeners(cfg.Listeners)
+	c.checkMetricsPath(cfg.Metrics.Path)
+	c.checkDefaultModel(cfg)
+}
+
+// checkModels refuses a config without models. Serving none is never what
+// an operator wants, and it is what an empty or cut-short file would
+// otherwise mean: an editor that truncates the file before writing it, or
+// a save that fails half-way, would make a reload drop every model and
+// move the listener to its default.
+func (c *checker) checkModels(cfg *Config) {
+	if len(cfg.Models) > 0 {
+		return
+	}
+	const msg = `the config declares no model; add one, such as models: demo: {kind: "tensor", path: "demo.onnx"} ` +
+		"(an empty or cut-short file also says this: check that it was saved whole)"
+	if c.data.LookupPath(cue.MakePath(cue.Str("models"))).Exists() {
+		c.errorf([]string{"models"}, msg)
+		return
+	}
+	// The file itself is at fault, not a line in it.
+	c.issues = append(c.issues, Issue{Filename: c.filename, Line: 1, Column: 1, Path: "models", Msg: msg})
+}
+
+// checkMetricsPath refuses a metrics path that would hide an API route or
+// that no request can reach. The API serves /v1/... (text generation,
+// OpenAI-compatible) and /v2 and /v2/... (KServe, health); the server
+// cleans a request's path ("//", "." and ".." segments) before routing, so
+// a path not in clean form never matches.
+func (c *checker) checkMetricsPath(p string) {
+	at := []string{"metrics", "path"}
+	const fix = `pick a path outside /v1 and /v2, such as "/metrics"`
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		// The schema's pattern admits none of these; say why anyway.
+		c.errorf(at, "%q does not start with \"/\"; %s", p, fix)
+	case p == "/v1" || p == "/v2":
+		c.errorf(at, "%q is where the API serves its routes; %s", p, fix)
+	case strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/v2/"):
+		c.errorf(at, "%q is under %s, where the API serves its routes; %s", p, p[:4], fix)
+	case path.Clean(p) != p && path.Clean(p)+"/" != p:
+		c.errorf(at, "%q is not a clean path: requests have \"//\", \".\" and \"..\" removed before they are routed, so none would reach it; write it as %q", p, path.Clean(p))
+	}
+}
+
+// checkDefaultModel checks that default_model names a causal-lm model.
+func (c *checker) checkDefaultModel(cfg *Config) {
+	name := cfg.DefaultModel
+	if name == "" {
+		return
+	}
+	at := []string{"default_model"}
+	lms := cfg.modelsOfKind(KindCausalLM)
+	m, ok := cfg.Models[name]
+	switch {
+	case !ok:
+		fix := "add it under models or remove default_model"
+		if len(lms) > 0 {
+			fix = "add it under models or change default_model to one of: " + strings.Join(lms, ", ")
+		}
+		c.errorf(at, "model %q is not configured; %s", name, fix)
+	case m.Kind != KindCausalLM:
+		fix := "remove default_model"
+		if len(lms) > 0 {
+			fix = "change it to one of: " + strings.Join(lms, ", ")
+		}
+		c.errorf(at, "model %q is a %q model; default_model picks the model of text generation requests (/v1), so it must name a %q model: %s", name, m.Kind, KindCausalLM, fix)
+	}
+}
 
 // checkListeners reports listeners that would fail to bind because an
 // earlier one holds the same port on the same or an overlapping address.

@@ -118,6 +118,8 @@ func (c *checker) duration(path []string, s string, positive bool, max time.Dura
 	return d
 }
 
+// convert turns the decoded file into a Config, parsing durations and
+// resolving model paths, then makes the checks that span fields.
 func (c *checker) convert(raw *rawConfig, abs string) *Config {
 	cfg := &Config{
 		Listeners: make([]Listener, len(raw.Listeners)),
@@ -136,10 +138,6 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 	for i, l := range raw.Listeners {
 		cfg.Listeners[i] = Listener(l)
 	}
-	if len(cfg.Listeners) == 0 {
-		c.errorf([]string{"listeners"}, "at least one listener is required; remove listeners to listen on 127.0.0.1:8080")
-	}
-	c.checkListeners(cfg.Listeners)
 
 	srv := func(name string) []string { return []string{"server", name} }
 	cfg.Server = Server{
@@ -182,22 +180,6 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 		cfg.Models[name] = model
 	}
 
-	if name := cfg.DefaultModel; name != "" {
-		if m, ok := cfg.Models[name]; !ok {
-			fix := "add it under models"
-			if names := cfg.modelsOfKind(KindCausalLM); len(names) > 0 {
-				fix += " or change default_model to one of: " + strings.Join(names, ", ")
-			} else {
-				fix += " or remove default_model"
-			}
-			c.errorf([]string{"default_model"}, "model %q is not configured; %s", name, fix)
-		} else if m.Kind != KindCausalLM {
-			fix := "remove default_model"
-			if names := cfg.modelsOfKind(KindCausalLM); len(names) > 0 {
-				fix = "change it to one of: " + strings.Join(names, ", ")
-			}
-			c.errorf([]string{"default_model"}, "model %q is a %q model; default_model picks the model of text generation requests (/v1), so it must name a %q model: %s", name, m.Kind, KindCausalLM, fix)
-		}
-	}
+	c.check(cfg)
 	return cfg
 }

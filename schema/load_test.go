@@ -2,6 +2,7 @@ package schema
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,6 +80,27 @@ func TestBad(t *testing.T) {
 		},
 		"bad-level.bad.cue": {
 			`bad-level.bad.cue:1:17: logging.level: invalid value "trace" (must be one of "debug", "error", "info", "warn")`,
+		},
+		// A config must declare a model: an editor that truncates the
+		// file before writing it, or a save cut short, must not make a
+		// reload drop every model and move the listener to its default.
+		"empty.bad.cue": {
+			"empty.bad.cue:1:1: models: the config declares no model; add one",
+		},
+		"comments-only.bad.cue": {
+			"comments-only.bad.cue:1:1: models: the config declares no model; add one",
+		},
+		"models-empty.bad.cue": {
+			"models-empty.bad.cue:1:9: models: the config declares no model; add one",
+		},
+		"truncated-clean.bad.cue": {
+			"truncated-clean.bad.cue:1:1: models: the config declares no model; add one",
+		},
+		"truncated.bad.cue": {
+			"truncated.bad.cue:6:9: string literal not terminated",
+		},
+		"metrics-path-route.bad.cue": {
+			`metrics-path-route.bad.cue:1:16: metrics.path: "/v1/generate" is under /v1/, where the API serves its routes; pick a path outside /v1 and /v2, such as "/metrics"`,
 		},
 		"bad-metrics-path.bad.cue": {
 			`bad-metrics-path.bad.cue:1:16: metrics.path: invalid value "metrics" (out of bound =~"^/")`,
@@ -230,14 +252,6 @@ func TestDefaults(t *testing.T) {
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
 	}
-
-	empty, err := Load("testdata/empty.good.cue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if empty.Models == nil || len(empty.Models) != 0 || empty.ModelNames() == nil {
-		t.Errorf("empty config: Models = %#v, ModelNames = %#v; want empty and non-nil", empty.Models, empty.ModelNames())
-	}
 }
 
 func TestFull(t *testing.T) {
@@ -301,7 +315,7 @@ func TestFull(t *testing.T) {
 func TestParseListeners(t *testing.T) {
 	f := func(listeners string, wantErr string) {
 		t.Helper()
-		_, err := Parse("l.cue", []byte("listeners: "+listeners))
+		_, err := Parse("l.cue", []byte("listeners: "+listeners+"\nmodels: a: {kind: \"tensor\", path: \"a.onnx\"}"))
 		switch {
 		case wantErr == "" && err != nil:
 			t.Errorf("listeners %s: %v", listeners, err)
@@ -445,5 +459,54 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse("full.cue", src); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestMetricsPath: metrics.path may not hide a route of the API, and must
+// be a path a request can reach.
+func TestMetricsPath(t *testing.T) {
+	f := func(path, wantErr string) {
+		t.Helper()
+		src := fmt.Sprintf("models: a: {kind: \"tensor\", path: \"a.onnx\"}\nmetrics: path: %q\n", path)
+		_, err := Parse("p.cue", []byte(src))
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("metrics.path %q: %v", path, err)
+		case wantErr != "" && err == nil:
+			t.Errorf("metrics.path %q: no error, want %q", path, wantErr)
+		case wantErr != "" && !strings.Contains(err.Error(), wantErr):
+			t.Errorf("metrics.path %q:\n got %v\nwant ...%s...", path, err, wantErr)
+		}
+	}
+	const route = "where the API serves its routes; pick a path outside /v1 and /v2"
+	f("/metrics", "")
+	f("/internal/metrics", "")
+	f("/metrics/", "")
+	f("/", "")
+	f("/v1x", "")
+	f("/v10/metrics", "")
+	f("/metrics/v1/x", "")
+	f("/v1/generate", `p.cue:2:16: metrics.path: "/v1/generate" is under /v1/, `+route)
+	f("/v1/chat/completions", "is under /v1/")
+	f("/v1/models", "is under /v1/")
+	f("/v1/", "is under /v1/")
+	f("/v1", `p.cue:2:16: metrics.path: "/v1" is `+route)
+	f("/v2", `"/v2" is `+route)
+	f("/v2/", "is under /v2/")
+	f("/v2/health/ready", "is under /v2/")
+	f("/v2/health/live", "is under /v2/")
+	f("/v2/models/a/infer", "is under /v2/")
+	f("//metrics", `p.cue:2:16: metrics.path: "//metrics" is not a clean path: requests have "//", "." and ".." removed before they are routed, so none would reach it; write it as "/metrics"`)
+	f("/x/../metrics", `write it as "/metrics"`)
+	f("/./metrics", `write it as "/metrics"`)
+	f("/metrics/.", `write it as "/metrics"`)
+	f("metrics", `p.cue:2:16: metrics.path: invalid value "metrics" (out of bound =~"^/")`)
+	f("", `invalid value "" (out of bound =~"^/")`)
+
+	// A route is refused even with metrics off, so that turning them on
+	// later cannot break the API.
+	_, err := Parse("p.cue", []byte("models: a: {kind: \"tensor\", path: \"a.onnx\"}\nmetrics: {enabled: false, path: \"/v2/models\"}\n"))
+	if err == nil || !strings.Contains(err.Error(), "p.cue:2:33: metrics.path:") {
+		t.Errorf("metrics.path under /v2/ with metrics off: %v", err)
 	}
 }

@@ -108,6 +108,12 @@ var badConfigs = map[string]string{
 	"lm-batching.bad.cue":           "models.chat.batching: field not allowed",
 	"lm-truncate.bad.cue":           `models.chat.truncate: invalid value "right"`,
 	"tensor-lm-fields.bad.cue":      "models.demo.max_sequences: field not allowed",
+	"empty.bad.cue":                 "empty.bad.cue:1:1: models: the config declares no model",
+	"comments-only.bad.cue":         "comments-only.bad.cue:1:1: models: the config declares no model",
+	"models-empty.bad.cue":          "models-empty.bad.cue:1:9: models: the config declares no model",
+	"truncated-clean.bad.cue":       "truncated-clean.bad.cue:1:1: models: the config declares no model",
+	"truncated.bad.cue":             "truncated.bad.cue:6:9: string literal not terminated",
+	"metrics-path-route.bad.cue":    `metrics.path: "/v1/generate" is under /v1/`,
 }
 
 var position = regexp.MustCompile(`\.bad\.cue:\d+:\d+: `)
