@@ -94,6 +94,7 @@ func Parse(filename string, src []byte) (cfg *Config, err error) {
 	if err := newError(c.issues); err != nil {
 		return nil, err
 	}
+	cfg.places = findPlaces(filename, data)
 	return cfg, nil
 }
 

@@ -58,10 +58,8 @@ func nearestPos(filename string, data cue.Value, path []string) token.Pos {
 			continue
 		}
 		p := v.Pos()
-		if f, ok := v.Source().(*ast.Field); ok && n == len(sels) && f.Value != nil {
-			// Point at the offending value itself rather than its label,
-			// as CUE does.
-			p = f.Value.Pos()
+		if n == len(sels) {
+			p = valuePos(v)
 		}
 		if p.IsValid() && p.Filename() == filename {
 			return p
@@ -73,4 +71,72 @@ func nearestPos(filename string, data cue.Value, path []string) token.Pos {
 func setPos(is *Issue, pos token.Pos) {
 	p := pos.Position()
 	is.Filename, is.Line, is.Column = p.Filename, p.Line, p.Column
+}
+
+// valuePos returns the position of v itself rather than of its label, as
+// CUE's errors give it.
+func valuePos(v cue.Value) token.Pos {
+	if f, ok := v.Source().(*ast.Field); ok && f.Value != nil {
+		return f.Value.Pos()
+	}
+	return v.Pos()
+}
+
+// places records where a config file sets its values, for Config.Pos and
+// Config.Issue.
+type places struct {
+	filename string           // the file as named to Load or Parse
+	at       map[string]place // by CUE path, as Issue.Path writes it
+}
+
+// place is where the config file sets one value.
+type place struct {
+	line, col int    // 0 when the file has no position for it
+	parent    string // the CUE path of the enclosing value; "" for the file
+}
+
+// findPlaces walks data, a valid config file alone, and records where it
+// sets each value. Fields are found as CUE unifies them, so a value set in
+// several places of the file, or by a pattern such as models: [string]:
+// {...}, is where CUE places it.
+func findPlaces(filename string, data cue.Value) *places {
+	ps := &places{filename: filename, at: map[string]place{}}
+	var walk func(v cue.Value, path string)
+	add := func(parent, elem string, v cue.Value) {
+		path := elem
+		if parent != "" {
+			path = parent + "." + elem
+		}
+		pl := place{parent: parent}
+		if pos := valuePos(v); pos.IsValid() && pos.Filename() == filename {
+			p := pos.Position()
+			pl.line, pl.col = p.Line, p.Column
+		}
+		ps.at[path] = pl
+		walk(v, path)
+	}
+	// The schema is closed and shallow, so a valid file nests only a few
+	// levels deep.
+	walk = func(v cue.Value, path string) {
+		switch v.Kind() {
+		case cue.StructKind:
+			it, err := v.Fields()
+			if err != nil {
+				return
+			}
+			for it.Next() {
+				add(path, it.Selector().String(), it.Value())
+			}
+		case cue.ListKind:
+			it, err := v.List()
+			if err != nil {
+				return
+			}
+			for i := 0; it.Next(); i++ {
+				add(path, strconv.Itoa(i), it.Value())
+			}
+		}
+	}
+	walk(data, "")
+	return ps
 }
