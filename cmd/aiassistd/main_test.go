@@ -182,7 +182,7 @@ func libraryPath(t *testing.T) string {
 func TestVersion(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.cue")
-	writeFile(t, cfg, fmt.Sprintf("runtime: library: %q\n", libraryPath(t)))
+	writeFile(t, cfg, fmt.Sprintf("runtime: library: %q\nmodels: demo: {kind: \"tensor\", path: \"demo.onnx\"}\n", libraryPath(t)))
 	out, err := exec.Command(binary(t), "version", "-config", cfg).CombinedOutput()
 	if err != nil {
 		t.Fatalf("version: %v\n%s", err, out)
@@ -191,6 +191,55 @@ func TestVersion(t *testing.T) {
 	if len(lines) != 2 || lines[0] != "aiassistd "+testVersion ||
 		!regexp.MustCompile(`^onnxruntime \d+\.\d+\.\d+ \(.*libonnxruntime\.so.*\)$`).MatchString(lines[1]) {
 		t.Errorf("version printed:\n%s", out)
+	}
+}
+
+// TestVersionBadConfig runs the real binary: with an invalid config,
+// version still prints the versions it can find, then reports the config's
+// problems with file:line:col on stderr and exits 1, rather than ignoring
+// the config.
+func TestVersionBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "config.cue")
+	writeFile(t, bad, fmt.Sprintf("runtime: library: %q\nlogging: colour: \"red\"\nmodels: {}\n", libraryPath(t)))
+	versions := regexp.MustCompile(`^aiassistd ` + regexp.QuoteMeta(testVersion) + `\nonnxruntime \d+\.\d+\.\d+ \(.*libonnxruntime\.so.*\)\n$`)
+	f := func(config string, wantErr ...string) {
+		t.Helper()
+		cmd := exec.Command(binary(t), "version", "-config", config)
+		// The config's runtime.library is not used, so point the search
+		// at the library the tests use.
+		cmd.Env = append(os.Environ(), "ONNXRUNTIME_LIB="+libraryPath(t))
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 1 {
+			t.Errorf("version -config %s: exit %d (%v), want 1", config, code, err)
+		}
+		if !versions.MatchString(stdout.String()) {
+			t.Errorf("version -config %s printed:\n%s", config, stdout.String())
+		}
+		for _, w := range wantErr {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("version -config %s: stderr does not say %q:\n%s", config, w, stderr.String())
+			}
+		}
+	}
+	f(bad, bad+": invalid", bad+":2:10: logging.colour: field not allowed")
+	f(filepath.Join(dir, "missing.cue"), "missing.cue", "no such file")
+	writeFile(t, bad, "")
+	f(bad, bad+":1:1: models: the config declares no model")
+
+	// Without -config, a missing default config is no error: version
+	// works on a machine that has none.
+	if _, err := os.Stat(defaultConfig); err == nil {
+		t.Logf("%s exists; not testing version without it", defaultConfig)
+		return
+	}
+	cmd := exec.Command(binary(t), "version")
+	cmd.Env = append(os.Environ(), "ONNXRUNTIME_LIB="+libraryPath(t))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !versions.Match(out) {
+		t.Errorf("version without -config and without %s: %v\n%s", defaultConfig, err, out)
 	}
 }
 
