@@ -513,3 +513,44 @@ func TestMetricsPath(t *testing.T) {
 		t.Errorf("metrics.path under /v2/ with metrics off: %v", err)
 	}
 }
+
+// TestBatchingDocs keeps the docs of #Batching in step with the queue of
+// engine/batch, which they describe: if the rule there changes, this
+// fails, and config.cue must say the new rule.
+func TestBatchingDocs(t *testing.T) {
+	code, err := os.ReadFile("../engine/batch/batch.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{}
+	lines := strings.Split(string(schemaSrc), "\n")
+	for i, line := range lines {
+		name, _, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || strings.HasPrefix(name, "//") {
+			continue
+		}
+		var doc []string
+		for j := i - 1; j >= 0 && strings.HasPrefix(strings.TrimSpace(lines[j]), "//"); j-- {
+			doc = append([]string{strings.TrimPrefix(strings.TrimSpace(lines[j]), "// ")}, doc...)
+		}
+		docs[name] = strings.Join(doc, " ")
+	}
+	for _, c := range []struct {
+		rule   string // the rule, as batch.go codes it
+		field  string
+		saying string // what the field's doc says of it
+	}{
+		{"rows+it.rows > q.opts.MaxBatchSize", "max_batch_size", "the requests of a batch hold at most this many rows together, counted along dimension 0"},
+		{"float64(rows) >= q.recentRows", "max_queue_delay", "when they hold at least as many rows as the recent peak"},
+		{"wait <= 0", "max_queue_delay", "or when the oldest has waited max_queue_delay"},
+		{"q.recentRows = max(float64(rows), q.recentRows*0.9)", "max_queue_delay", "becomes the larger of that batch's rows and nine tenths of the peak before"},
+		{"head.enqueued.Add(q.opts.MaxQueueDelay)", "max_queue_delay", "counted from when it was queued"},
+	} {
+		if !strings.Contains(string(code), c.rule) {
+			t.Errorf("engine/batch/batch.go no longer has %q; say its rule in the doc of %s in config.cue, and update this test", c.rule, c.field)
+		}
+		if !strings.Contains(docs[c.field], c.saying) {
+			t.Errorf("the doc of %s in config.cue does not say %q (the rule %q of engine/batch):\n%s", c.field, c.saying, c.rule, docs[c.field])
+		}
+	}
+}
