@@ -65,15 +65,21 @@ func runCmd(args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// TestCheckExamples runs `check` on every example config, as an operator
-// would before copying one.
+// TestCheckExamples runs `check` on every example config, subfolders
+// included, as an operator would before copying one.
 func TestCheckExamples(t *testing.T) {
-	files, err := filepath.Glob("../../examples/*.cue")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no examples: %v", err)
+	var files []string
+	err := filepath.WalkDir("../../examples", func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".cue") {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil || len(files) < 3 {
+		t.Fatalf("found %d configs under ../../examples (%q), want at least 3: %v", len(files), files, err)
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
+		t.Run(strings.TrimPrefix(f, "../../examples/"), func(t *testing.T) {
 			code, out, errOut := runCmd("check", "-config", f)
 			if code != 0 || !strings.Contains(out, ": ok (") {
 				t.Errorf("check %s = %d\nstdout: %s\nstderr: %s", f, code, out, errOut)
