@@ -286,41 +286,9 @@ models: "demo-mlp": {
 	batching: {max_batch_size: 8, max_queue_delay: "1ms"}
 }
 `, port, libraryPath(t), model))
-	cmd := exec.Command(binary(t), "serve", "-config", cfg)
-	var stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-
+	cmd, exited, stderr := startServe(t, cfg, port)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	client := &http.Client{Timeout: 10 * time.Second}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := client.Get(base + "/v2/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("serve exited before it was ready: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 30s: %v\n%s", err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	resp, err := client.Post(base+"/v2/models/demo-mlp/infer", "application/json",
 		strings.NewReader(`{"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[[1,2,3,4],[0,0,0,0]]}]}`))
 	if err != nil {
@@ -345,6 +313,110 @@ models: "demo-mlp": {
 	}
 	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
 		t.Errorf("no \"stopped\" log line:\n%s", stderr.String())
+	}
+}
+
+// startServe runs the real binary on cfg and waits, at most 30s, until it
+// is ready on port. The process is killed when the test ends, if it has
+// not exited by then.
+func startServe(t *testing.T, cfg string, port int) (*exec.Cmd, <-chan error, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(binary(t), "serve", "-config", cfg)
+	stderr := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := client.Get(base + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd, exited, stderr
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited before it was ready: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 30s: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReloadRefusesEmptyConfig runs the real binary: a config file that an
+// editor truncated, or that was saved empty, only comments, cut short or
+// with models: {}, is refused by `check` and by the reload, with its
+// file:line:col, and the daemon goes on serving its models on its
+// listener rather than dropping them all and moving to 127.0.0.1:8080.
+func TestReloadRefusesEmptyConfig(t *testing.T) {
+	dir := t.TempDir()
+	model, err := filepath.Abs("../../examples/models/demo-mlp/model.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	socket := filepath.Join(dir, "admin.sock")
+	cfg := filepath.Join(dir, "config.cue")
+	good := fmt.Sprintf(`listeners: [{address: "127.0.0.1", port: %d}]
+runtime: library: %q
+reload: {watch: false, admin_socket: %q}
+models: "demo-mlp": {kind: "tensor", path: %q}
+`, port, libraryPath(t), socket, model)
+	writeFile(t, cfg, good)
+	_, _, stderr := startServe(t, cfg, port)
+
+	infer := func() {
+		t.Helper()
+		client := &http.Client{Timeout: 10 * time.Second}
+		resp, err := client.Post("http://127.0.0.1:"+strconv.Itoa(port)+"/v2/models/demo-mlp/infer", "application/json",
+			strings.NewReader(`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`))
+		if err != nil {
+			t.Fatalf("infer after a refused reload: %v\n%s", err, stderr.String())
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("infer after a refused reload = %d %s", resp.StatusCode, body)
+		}
+	}
+	for _, c := range []struct{ name, src, want string }{
+		{"empty", "", ":1:1: models: the config declares no model"},
+		{"comments only", "// listeners: [{port: 8080}]\n\n", ":1:1: models: the config declares no model"},
+		{"models: {}", good[:strings.Index(good, "models:")] + "models: {}\n", ":4:9: models: the config declares no model"},
+		{"cut short", good[:len(good)-20], ":4:"},
+		{"cut before models", good[:strings.Index(good, "models:")], ":1:1: models: the config declares no model"},
+	} {
+		writeFile(t, cfg, c.src)
+		code, out, errOut := runCmd("check", "-config", cfg)
+		if code != 1 || !strings.Contains(errOut, cfg+c.want) {
+			t.Errorf("%s: check = %d, want 1 and %q\nstdout: %s\nstderr: %s", c.name, code, cfg+c.want, out, errOut)
+		}
+		cmd := exec.Command(binary(t), "reload", "-socket", socket)
+		res, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(res), "serves generation 1 as before") || !strings.Contains(string(res), cfg+c.want) {
+			t.Errorf("%s: reload = %d, want 1, generation 1 kept and %q:\n%s", c.name, code, cfg+c.want, res)
+		}
+		infer()
+	}
+	// The good file reloads as unchanged: nothing was applied meanwhile.
+	writeFile(t, cfg, good)
+	out, err := exec.Command(binary(t), "reload", "-socket", socket).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "reload: unchanged, serving generation 1") {
+		t.Errorf("reload of the good config: %v\n%s", err, out)
 	}
 }
 
