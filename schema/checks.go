@@ -48,16 +48,18 @@ func (c *checker) checkModels(cfg *Config) {
 func (c *checker) checkMetricsPath(p string) {
 	at := []string{"metrics", "path"}
 	const fix = `pick a path outside /v1 and /v2, such as "/metrics"`
+	// Routes are judged by the path a request would have to use.
+	clean := path.Clean(p)
 	switch {
 	case !strings.HasPrefix(p, "/"):
 		// The schema's pattern admits none of these; say why anyway.
 		c.errorf(at, "%q does not start with \"/\"; %s", p, fix)
-	case p == "/v1" || p == "/v2":
+	case clean == "/v1" || clean == "/v2":
 		c.errorf(at, "%q is where the API serves its routes; %s", p, fix)
-	case strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/v2/"):
-		c.errorf(at, "%q is under %s, where the API serves its routes; %s", p, p[:4], fix)
-	case path.Clean(p) != p && path.Clean(p)+"/" != p:
-		c.errorf(at, "%q is not a clean path: requests have \"//\", \".\" and \"..\" removed before they are routed, so none would reach it; write it as %q", p, path.Clean(p))
+	case strings.HasPrefix(clean, "/v1/") || strings.HasPrefix(clean, "/v2/"):
+		c.errorf(at, "%q is under %s, where the API serves its routes; %s", p, clean[:4], fix)
+	case clean != p && clean+"/" != p:
+		c.errorf(at, "%q is not a clean path: requests have \"//\", \".\" and \"..\" removed before they are routed, so none would reach it; write it as %q", p, clean)
 	}
 }
 
