@@ -1,9 +1,11 @@
 package schema
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,62 @@ type Config struct {
 	Models       map[string]Model // keyed by Model.Name; never nil
 	DefaultModel string           // "" when unset
 	Path         string           // absolute path of the file this was loaded from
+
+	// places are where the file sets each value: see Pos. Two loads of
+	// files that differ only in layout or comments are therefore not
+	// reflect.DeepEqual, which keeps the positions of a kept Config true.
+	places *places
+}
+
+// Pos returns where the config file sets the value at path, as
+// "file:line:col" with the file named as it was to Load, or "" when the
+// file does not set it (the value is a default). path is a CUE path as
+// Issue.Path writes it, such as "listeners.0.port" or, for a model,
+// Model.FieldPath("path"). A value the file sets in several places (by
+// unification, or through a pattern or a definition) is at the place CUE
+// gives it.
+func (c *Config) Pos(path string) string {
+	if c.places == nil {
+		return ""
+	}
+	pl, ok := c.places.at[path]
+	if !ok || pl.line == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", c.places.filename, pl.line, pl.col)
+}
+
+// Issue returns a problem with the value at path (as for Pos) that Load
+// cannot find, such as a model file that does not exist, placed like the
+// issues Load reports: where the file sets the value, else where it sets
+// the closest enclosing one, else at the top of the file. Wrapped in an
+// *Error it reads as Load's errors do:
+//
+//	err := &schema.Error{Issues: []schema.Issue{cfg.Issue(m.FieldPath("path"), "no such file")}}
+//	// err.Error(): config.cue:12:9: models.qwen.path: no such file
+func (c *Config) Issue(path, msg string) Issue {
+	is := Issue{Path: path, Msg: msg}
+	if c.places == nil {
+		return is
+	}
+	is.Filename, is.Line, is.Column = c.places.filename, 1, 1
+	for p := path; p != ""; {
+		pl, ok := c.places.at[p]
+		switch {
+		case ok && pl.line > 0:
+			is.Line, is.Column = pl.line, pl.col
+			return is
+		case ok:
+			p = pl.parent
+		default:
+			// Not in the file: try the enclosing path. A cut inside a
+			// quoted label ("types.v2") is no path of the file either,
+			// so it is skipped the same way.
+			i := strings.LastIndexByte(p, '.')
+			p = p[:max(i, 0)]
+		}
+	}
+	return is
 }
 
 // Listener is an address the HTTP API is served on.
@@ -87,6 +145,13 @@ type Model struct {
 	ContextLength int    // 0: the model's own
 	Truncate      string // "error" or "left"
 	ChatTemplate  string // "": the model's own
+}
+
+// FieldPath returns the CUE path of a field of the model, such as
+// models.qwen.path or models."types.v2".path, for Config.Pos and
+// Config.Issue.
+func (m Model) FieldPath(field string) string {
+	return "models." + label(m.Name) + "." + field
 }
 
 // Batching configures how concurrent requests to a model are batched.

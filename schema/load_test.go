@@ -2,6 +2,7 @@ package schema
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,6 +80,27 @@ func TestBad(t *testing.T) {
 		},
 		"bad-level.bad.cue": {
 			`bad-level.bad.cue:1:17: logging.level: invalid value "trace" (must be one of "debug", "error", "info", "warn")`,
+		},
+		// A config must declare a model: an editor that truncates the
+		// file before writing it, or a save cut short, must not make a
+		// reload drop every model and move the listener to its default.
+		"empty.bad.cue": {
+			"empty.bad.cue:1:1: models: the config declares no model; add one",
+		},
+		"comments-only.bad.cue": {
+			"comments-only.bad.cue:1:1: models: the config declares no model; add one",
+		},
+		"models-empty.bad.cue": {
+			"models-empty.bad.cue:1:9: models: the config declares no model; add one",
+		},
+		"truncated-clean.bad.cue": {
+			"truncated-clean.bad.cue:1:1: models: the config declares no model; add one",
+		},
+		"truncated.bad.cue": {
+			"truncated.bad.cue:6:9: string literal not terminated",
+		},
+		"metrics-path-route.bad.cue": {
+			`metrics-path-route.bad.cue:1:16: metrics.path: "/v1/generate" is under /v1/, where the API serves its routes; pick a path outside /v1 and /v2, such as "/metrics"`,
 		},
 		"bad-metrics-path.bad.cue": {
 			`bad-metrics-path.bad.cue:1:16: metrics.path: invalid value "metrics" (out of bound =~"^/")`,
@@ -164,24 +186,28 @@ func TestGood(t *testing.T) {
 	}
 }
 
-// TestExamples loads every config in ../examples, as an operator would
-// copy it.
+// TestExamples loads every config under ../examples, subfolders
+// included, as an operator would copy it.
 func TestExamples(t *testing.T) {
-	files, err := filepath.Glob("../examples/*.cue")
+	var files []string
+	err := filepath.WalkDir("../examples", func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".cue") {
+			files = append(files, path)
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) == 0 {
-		t.Skip("no ../examples/*.cue yet")
+	// The examples are part of the repository: none found means the test
+	// looks in the wrong place, not that there is nothing to test.
+	if len(files) < 3 {
+		t.Fatalf("found %d configs under ../examples (%q), want at least 3", len(files), files)
 	}
 	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			cfg, err := Load(file)
-			if err != nil {
+		t.Run(strings.TrimPrefix(file, "../examples/"), func(t *testing.T) {
+			if _, err := Load(file); err != nil {
 				t.Fatal(err)
-			}
-			if len(cfg.Models) == 0 {
-				t.Errorf("example configures no models")
 			}
 		})
 	}
@@ -227,16 +253,11 @@ func TestDefaults(t *testing.T) {
 		DefaultModel: "",
 		Path:         filepath.Join(dir, "minimal.good.cue"),
 	}
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
-	}
-
-	empty, err := Load("testdata/empty.good.cue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if empty.Models == nil || len(empty.Models) != 0 || empty.ModelNames() == nil {
-		t.Errorf("empty config: Models = %#v, ModelNames = %#v; want empty and non-nil", empty.Models, empty.ModelNames())
+	// Positions are tested in pos_test.go.
+	got := *cfg
+	got.places = nil
+	if !reflect.DeepEqual(&got, want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", &got, want)
 	}
 }
 
@@ -301,7 +322,7 @@ func TestFull(t *testing.T) {
 func TestParseListeners(t *testing.T) {
 	f := func(listeners string, wantErr string) {
 		t.Helper()
-		_, err := Parse("l.cue", []byte("listeners: "+listeners))
+		_, err := Parse("l.cue", []byte("listeners: "+listeners+"\nmodels: a: {kind: \"tensor\", path: \"a.onnx\"}"))
 		switch {
 		case wantErr == "" && err != nil:
 			t.Errorf("listeners %s: %v", listeners, err)
@@ -444,6 +465,98 @@ func BenchmarkParse(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse("full.cue", src); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestMetricsPath: metrics.path may not hide a route of the API, and must
+// be a path a request can reach.
+func TestMetricsPath(t *testing.T) {
+	f := func(path, wantErr string) {
+		t.Helper()
+		src := fmt.Sprintf("models: a: {kind: \"tensor\", path: \"a.onnx\"}\nmetrics: path: %q\n", path)
+		_, err := Parse("p.cue", []byte(src))
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("metrics.path %q: %v", path, err)
+		case wantErr != "" && err == nil:
+			t.Errorf("metrics.path %q: no error, want %q", path, wantErr)
+		case wantErr != "" && !strings.Contains(err.Error(), wantErr):
+			t.Errorf("metrics.path %q:\n got %v\nwant ...%s...", path, err, wantErr)
+		}
+	}
+	const route = "where the API serves its routes; pick a path outside /v1 and /v2"
+	f("/metrics", "")
+	f("/internal/metrics", "")
+	f("/metrics/", "")
+	f("/", "")
+	f("/v1x", "")
+	f("/v10/metrics", "")
+	f("/metrics/v1/x", "")
+	f("/v1/generate", `p.cue:2:16: metrics.path: "/v1/generate" is under /v1/, `+route)
+	f("/v1/chat/completions", "is under /v1/")
+	f("/v1/models", "is under /v1/")
+	f("/v1/", `"/v1/" is where the API serves`)
+	f("/v1", `p.cue:2:16: metrics.path: "/v1" is `+route)
+	f("/v2", `"/v2" is `+route)
+	f("/v2/", `"/v2/" is where the API serves`)
+	f("/v2/health/ready", "is under /v2/")
+	f("/v2/health/live", "is under /v2/")
+	f("/v2/models/a/infer", "is under /v2/")
+	f("//metrics", `p.cue:2:16: metrics.path: "//metrics" is not a clean path: requests have "//", "." and ".." removed before they are routed, so none would reach it; write it as "/metrics"`)
+	f("/x/../metrics", `write it as "/metrics"`)
+	f("//v1/generate", `"//v1/generate" is under /v1/`)
+	f("/x/../v2", `"/x/../v2" is where the API serves`)
+	f("/./metrics", `write it as "/metrics"`)
+	f("/metrics/.", `write it as "/metrics"`)
+	f("metrics", `p.cue:2:16: metrics.path: invalid value "metrics" (out of bound =~"^/")`)
+	f("", `invalid value "" (out of bound =~"^/")`)
+
+	// A route is refused even with metrics off, so that turning them on
+	// later cannot break the API.
+	_, err := Parse("p.cue", []byte("models: a: {kind: \"tensor\", path: \"a.onnx\"}\nmetrics: {enabled: false, path: \"/v2/models\"}\n"))
+	if err == nil || !strings.Contains(err.Error(), "p.cue:2:33: metrics.path:") {
+		t.Errorf("metrics.path under /v2/ with metrics off: %v", err)
+	}
+}
+
+// TestBatchingDocs keeps the docs of #Batching in step with the queue of
+// engine/batch, which they describe: if the rule there changes, this
+// fails, and config.cue must say the new rule.
+func TestBatchingDocs(t *testing.T) {
+	code, err := os.ReadFile("../engine/batch/batch.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{}
+	lines := strings.Split(string(schemaSrc), "\n")
+	for i, line := range lines {
+		name, _, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || strings.HasPrefix(name, "//") {
+			continue
+		}
+		var doc []string
+		for j := i - 1; j >= 0 && strings.HasPrefix(strings.TrimSpace(lines[j]), "//"); j-- {
+			doc = append([]string{strings.TrimPrefix(strings.TrimSpace(lines[j]), "// ")}, doc...)
+		}
+		docs[name] = strings.Join(doc, " ")
+	}
+	for _, c := range []struct {
+		rule   string // the rule, as batch.go codes it
+		field  string
+		saying string // what the field's doc says of it
+	}{
+		{"rows+it.rows > q.opts.MaxBatchSize", "max_batch_size", "the requests of a batch hold at most this many rows together, counted along dimension 0"},
+		{"float64(rows) >= q.recentRows", "max_queue_delay", "when they hold at least as many rows as the recent peak"},
+		{"wait <= 0", "max_queue_delay", "or when the oldest has waited max_queue_delay"},
+		{"q.recentRows = max(float64(rows), q.recentRows*0.9)", "max_queue_delay", "becomes the larger of that batch's rows and nine tenths of the peak before"},
+		{"head.enqueued.Add(q.opts.MaxQueueDelay)", "max_queue_delay", "counted from when it was queued"},
+	} {
+		if !strings.Contains(string(code), c.rule) {
+			t.Errorf("engine/batch/batch.go no longer has %q; say its rule in the doc of %s in config.cue, and update this test", c.rule, c.field)
+		}
+		if !strings.Contains(docs[c.field], c.saying) {
+			t.Errorf("the doc of %s in config.cue does not say %q (the rule %q of engine/batch):\n%s", c.field, c.saying, c.rule, docs[c.field])
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,7 +36,9 @@ commands:
   reload  -config FILE   make the running daemon reload the config through its
           [-socket PATH] admin socket (reload.admin_socket); exit 0 if the
                          reload worked or changed nothing, 1 with the error if not
-  version [-config FILE] print the daemon's and ONNX Runtime's versions
+  version [-config FILE] print the daemon's and ONNX Runtime's versions (the
+                         library runtime.library picks); exit 1 if the config
+                         is invalid, or missing when -config names it
 `, defaultConfig)
 }
 
@@ -77,18 +80,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "reload":
 		return reload(*configPath, *socket, stdout, stderr)
 	case "version":
-		fmt.Fprintf(stdout, "aiassistd %s\n", version)
-		library := ""
-		if cfg, err := schema.Load(*configPath); err == nil {
-			library = cfg.Runtime.Library
-		}
-		rt, err := engine.Init(engine.RuntimeOptions{Library: library})
-		if err != nil {
-			fmt.Fprintf(stdout, "onnxruntime: not loaded: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "onnxruntime %s (%s)\n", rt.Version(), rt.Library())
-		return 0
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+		return printVersion(*configPath, explicit, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -103,6 +97,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// printVersion prints the daemon's version and that of the ONNX Runtime
+// library the config picks. An invalid config is reported after the
+// versions that could be found without it, and fails the command: the
+// library printed is then not the one the daemon would load. A missing
+// config is an error only when -config named it (explicit), so that
+// version works on a machine with no config at the default path.
+func printVersion(configPath string, explicit bool, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "aiassistd %s\n", version)
+	library := ""
+	cfg, cfgErr := schema.Load(configPath)
+	switch {
+	case cfgErr == nil:
+		library = cfg.Runtime.Library
+	case !explicit && errors.Is(cfgErr, fs.ErrNotExist):
+		cfgErr = nil
+	}
+	code := 0
+	if rt, err := engine.Init(engine.RuntimeOptions{Library: library}); err != nil {
+		fmt.Fprintf(stdout, "onnxruntime: not loaded: %v\n", err)
+		code = 1
+	} else {
+		fmt.Fprintf(stdout, "onnxruntime %s (%s)\n", rt.Version(), rt.Library())
+	}
+	if cfgErr != nil {
+		fmt.Fprintf(stderr, "%s: invalid (the ONNX Runtime above was looked for without its runtime.library):\n%v\n", configPath, cfgErr)
+		code = 1
+	}
+	return code
 }
 
 // reload asks the running daemon to reload through its admin socket and

@@ -65,15 +65,21 @@ func runCmd(args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-// TestCheckExamples runs `check` on every example config, as an operator
-// would before copying one.
+// TestCheckExamples runs `check` on every example config, subfolders
+// included, as an operator would before copying one.
 func TestCheckExamples(t *testing.T) {
-	files, err := filepath.Glob("../../examples/*.cue")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no examples: %v", err)
+	var files []string
+	err := filepath.WalkDir("../../examples", func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".cue") {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil || len(files) < 3 {
+		t.Fatalf("found %d configs under ../../examples (%q), want at least 3: %v", len(files), files, err)
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
+		t.Run(strings.TrimPrefix(f, "../../examples/"), func(t *testing.T) {
 			code, out, errOut := runCmd("check", "-config", f)
 			if code != 0 || !strings.Contains(out, ": ok (") {
 				t.Errorf("check %s = %d\nstdout: %s\nstderr: %s", f, code, out, errOut)
@@ -108,6 +114,12 @@ var badConfigs = map[string]string{
 	"lm-batching.bad.cue":           "models.chat.batching: field not allowed",
 	"lm-truncate.bad.cue":           `models.chat.truncate: invalid value "right"`,
 	"tensor-lm-fields.bad.cue":      "models.demo.max_sequences: field not allowed",
+	"empty.bad.cue":                 "empty.bad.cue:1:1: models: the config declares no model",
+	"comments-only.bad.cue":         "comments-only.bad.cue:1:1: models: the config declares no model",
+	"models-empty.bad.cue":          "models-empty.bad.cue:1:9: models: the config declares no model",
+	"truncated-clean.bad.cue":       "truncated-clean.bad.cue:1:1: models: the config declares no model",
+	"truncated.bad.cue":             "truncated.bad.cue:6:9: string literal not terminated",
+	"metrics-path-route.bad.cue":    `metrics.path: "/v1/generate" is under /v1/`,
 }
 
 var position = regexp.MustCompile(`\.bad\.cue:\d+:\d+: `)
@@ -176,7 +188,7 @@ func libraryPath(t *testing.T) string {
 func TestVersion(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.cue")
-	writeFile(t, cfg, fmt.Sprintf("runtime: library: %q\n", libraryPath(t)))
+	writeFile(t, cfg, fmt.Sprintf("runtime: library: %q\nmodels: demo: {kind: \"tensor\", path: \"demo.onnx\"}\n", libraryPath(t)))
 	out, err := exec.Command(binary(t), "version", "-config", cfg).CombinedOutput()
 	if err != nil {
 		t.Fatalf("version: %v\n%s", err, out)
@@ -185,6 +197,55 @@ func TestVersion(t *testing.T) {
 	if len(lines) != 2 || lines[0] != "aiassistd "+testVersion ||
 		!regexp.MustCompile(`^onnxruntime \d+\.\d+\.\d+ \(.*libonnxruntime\.so.*\)$`).MatchString(lines[1]) {
 		t.Errorf("version printed:\n%s", out)
+	}
+}
+
+// TestVersionBadConfig runs the real binary: with an invalid config,
+// version still prints the versions it can find, then reports the config's
+// problems with file:line:col on stderr and exits 1, rather than ignoring
+// the config.
+func TestVersionBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "config.cue")
+	writeFile(t, bad, fmt.Sprintf("runtime: library: %q\nlogging: colour: \"red\"\nmodels: {}\n", libraryPath(t)))
+	versions := regexp.MustCompile(`^aiassistd ` + regexp.QuoteMeta(testVersion) + `\nonnxruntime \d+\.\d+\.\d+ \(.*libonnxruntime\.so.*\)\n$`)
+	f := func(config string, wantErr ...string) {
+		t.Helper()
+		cmd := exec.Command(binary(t), "version", "-config", config)
+		// The config's runtime.library is not used, so point the search
+		// at the library the tests use.
+		cmd.Env = append(os.Environ(), "ONNXRUNTIME_LIB="+libraryPath(t))
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 1 {
+			t.Errorf("version -config %s: exit %d (%v), want 1", config, code, err)
+		}
+		if !versions.MatchString(stdout.String()) {
+			t.Errorf("version -config %s printed:\n%s", config, stdout.String())
+		}
+		for _, w := range wantErr {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("version -config %s: stderr does not say %q:\n%s", config, w, stderr.String())
+			}
+		}
+	}
+	f(bad, bad+": invalid", bad+":2:10: logging.colour: field not allowed")
+	f(filepath.Join(dir, "missing.cue"), "missing.cue", "no such file")
+	writeFile(t, bad, "")
+	f(bad, bad+":1:1: models: the config declares no model")
+
+	// Without -config, a missing default config is no error: version
+	// works on a machine that has none.
+	if _, err := os.Stat(defaultConfig); err == nil {
+		t.Logf("%s exists; not testing version without it", defaultConfig)
+		return
+	}
+	cmd := exec.Command(binary(t), "version")
+	cmd.Env = append(os.Environ(), "ONNXRUNTIME_LIB="+libraryPath(t))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !versions.Match(out) {
+		t.Errorf("version without -config and without %s: %v\n%s", defaultConfig, err, out)
 	}
 }
 
@@ -225,41 +286,9 @@ models: "demo-mlp": {
 	batching: {max_batch_size: 8, max_queue_delay: "1ms"}
 }
 `, port, libraryPath(t), model))
-	cmd := exec.Command(binary(t), "serve", "-config", cfg)
-	var stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-
+	cmd, exited, stderr := startServe(t, cfg, port)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	client := &http.Client{Timeout: 10 * time.Second}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := client.Get(base + "/v2/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("serve exited before it was ready: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 30s: %v\n%s", err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	resp, err := client.Post(base+"/v2/models/demo-mlp/infer", "application/json",
 		strings.NewReader(`{"inputs":[{"name":"input","shape":[2,4],"datatype":"FP32","data":[[1,2,3,4],[0,0,0,0]]}]}`))
 	if err != nil {
@@ -284,6 +313,110 @@ models: "demo-mlp": {
 	}
 	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
 		t.Errorf("no \"stopped\" log line:\n%s", stderr.String())
+	}
+}
+
+// startServe runs the real binary on cfg and waits, at most 30s, until it
+// is ready on port. The process is killed when the test ends, if it has
+// not exited by then.
+func startServe(t *testing.T, cfg string, port int) (*exec.Cmd, <-chan error, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(binary(t), "serve", "-config", cfg)
+	stderr := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := client.Get(base + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd, exited, stderr
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("serve exited before it was ready: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 30s: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReloadRefusesEmptyConfig runs the real binary: a config file that an
+// editor truncated, or that was saved empty, only comments, cut short or
+// with models: {}, is refused by `check` and by the reload, with its
+// file:line:col, and the daemon goes on serving its models on its
+// listener rather than dropping them all and moving to 127.0.0.1:8080.
+func TestReloadRefusesEmptyConfig(t *testing.T) {
+	dir := t.TempDir()
+	model, err := filepath.Abs("../../examples/models/demo-mlp/model.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	socket := filepath.Join(dir, "admin.sock")
+	cfg := filepath.Join(dir, "config.cue")
+	good := fmt.Sprintf(`listeners: [{address: "127.0.0.1", port: %d}]
+runtime: library: %q
+reload: {watch: false, admin_socket: %q}
+models: "demo-mlp": {kind: "tensor", path: %q}
+`, port, libraryPath(t), socket, model)
+	writeFile(t, cfg, good)
+	_, _, stderr := startServe(t, cfg, port)
+
+	infer := func() {
+		t.Helper()
+		client := &http.Client{Timeout: 10 * time.Second}
+		resp, err := client.Post("http://127.0.0.1:"+strconv.Itoa(port)+"/v2/models/demo-mlp/infer", "application/json",
+			strings.NewReader(`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`))
+		if err != nil {
+			t.Fatalf("infer after a refused reload: %v\n%s", err, stderr.String())
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("infer after a refused reload = %d %s", resp.StatusCode, body)
+		}
+	}
+	for _, c := range []struct{ name, src, want string }{
+		{"empty", "", ":1:1: models: the config declares no model"},
+		{"comments only", "// listeners: [{port: 8080}]\n\n", ":1:1: models: the config declares no model"},
+		{"models: {}", good[:strings.Index(good, "models:")] + "models: {}\n", ":4:9: models: the config declares no model"},
+		{"cut short", good[:len(good)-20], ":4:"},
+		{"cut before models", good[:strings.Index(good, "models:")], ":1:1: models: the config declares no model"},
+	} {
+		writeFile(t, cfg, c.src)
+		code, out, errOut := runCmd("check", "-config", cfg)
+		if code != 1 || !strings.Contains(errOut, cfg+c.want) {
+			t.Errorf("%s: check = %d, want 1 and %q\nstdout: %s\nstderr: %s", c.name, code, cfg+c.want, out, errOut)
+		}
+		cmd := exec.Command(binary(t), "reload", "-socket", socket)
+		res, _ := cmd.CombinedOutput()
+		if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(res), "serves generation 1 as before") || !strings.Contains(string(res), cfg+c.want) {
+			t.Errorf("%s: reload = %d, want 1, generation 1 kept and %q:\n%s", c.name, code, cfg+c.want, res)
+		}
+		infer()
+	}
+	// The good file reloads as unchanged: nothing was applied meanwhile.
+	writeFile(t, cfg, good)
+	out, err := exec.Command(binary(t), "reload", "-socket", socket).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "reload: unchanged, serving generation 1") {
+		t.Errorf("reload of the good config: %v\n%s", err, out)
 	}
 }
 

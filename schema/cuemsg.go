@@ -1,0 +1,273 @@
+package schema
+
+// The rewriting of CUE's error messages into the issues an operator reads.
+// It matches CUE's English messages, which are not an API:
+// cuemsg_test.go makes CUE produce each message recognised here from a
+// real bad config, so that a CUE upgrade that changes one fails there.
+
+import (
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+
+	"cuelang.org/go/cue"
+	cueerrors "cuelang.org/go/cue/errors"
+)
+
+// CUE's messages that the rewriting recognises, as cueerrors.Error.Msg
+// gives their format. TestCUEMessages pins each one.
+const (
+	// cueRoot leads the path of every error: the definition the config
+	// file is unified with.
+	cueRoot = "#Config"
+	// cueSummary ends the line "%d errors in empty disjunction:" that
+	// CUE puts before the errors of the branches of a disjunction.
+	cueSummary = "errors in empty disjunction:"
+	// cueMissing: a required field that a comprehension needs (the kind
+	// of a model) is missing. Args: the field's name.
+	cueMissing = "required field missing: %s"
+	// cueRequired: a required field (kind!, path!) is left out. The
+	// checks in fields.go say it the same way, so that the two are
+	// reported once.
+	cueRequired = "field is required but not present"
+	// cueConflict: a value fits no branch. Args: the two values, one of
+	// them the operator's.
+	cueConflict = "conflicting values %s and %s"
+	// cueConflictTypes: as cueConflict, with the two values' kinds as the
+	// third and fourth args.
+	cueConflictTypes = "conflicting values %s and %s (mismatched types %s and %s)"
+	// cueOutOfBound: a value fails a bound or a pattern. Args: the value
+	// and the bound.
+	cueOutOfBound = "invalid value %v (out of bound %s)"
+	// cueNotAllowed: a field the schema does not declare. fields.go says
+	// it the same way.
+	cueNotAllowed = "field not allowed"
+)
+
+// durationPattern is the start of the pattern of #Duration in config.cue, by
+// which errors about a duration are told from others; a test checks that it
+// stays in step with config.cue.
+const durationPattern = `=~"^(0|([0-9]+`
+
+const durationExamples = `"250ms", "1.5s" or "1h30m"`
+
+// cueError turns a CUE error into an *Error. Each issue is placed at a
+// position in the config file when the error has one there; failing that (a
+// required field is missing, so only the schema has a position) at the
+// nearest enclosing value the config file does set.
+//
+// CUE reports a value that fits no branch of a disjunction such as
+// *"info" | "debug" as one error per branch, plus a summary line; those are
+// folded into one issue, so that the operator reads one line per mistake.
+func cueError(filename string, err error, data cue.Value) error {
+	type entry struct {
+		path   []string
+		format string
+		args   []any
+		e      cueerrors.Error
+	}
+	var entries []entry
+	for _, e := range cueerrors.Errors(err) {
+		format, args := e.Msg()
+		if strings.HasSuffix(format, cueSummary) {
+			continue // a summary of the errors that follow it
+		}
+		path := e.Path()
+		if len(path) > 0 && path[0] == cueRoot {
+			path = path[1:]
+		}
+		if format == cueMissing && len(args) == 1 {
+			// Said the way checkFields says it, so that the two are
+			// reported once: a model without kind gets both.
+			path = append(slices.Clip(path), fmt.Sprint(args[0]))
+			format = cueRequired
+		}
+		entries = append(entries, entry{path, format, args, e})
+	}
+
+	// Group the errors by path, keeping their order.
+	var order []string
+	groups := map[string][]entry{}
+	for _, en := range entries {
+		key := strings.Join(en.path, ".")
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], en)
+	}
+
+	var issues []Issue
+	for _, key := range order {
+		group := groups[key]
+		var conflicts, others []entry
+		for _, en := range group {
+			if (en.format == cueConflict || en.format == cueConflictTypes) && len(en.args) >= 2 {
+				conflicts = append(conflicts, en)
+			} else {
+				others = append(others, en)
+			}
+		}
+		var msgs []string
+		var at entry
+		switch {
+		case len(others) > 0:
+			// A bound or pattern failed; the conflicts with the other
+			// branches (usually the default) add nothing.
+			at = others[0]
+			for _, en := range others {
+				msg := cueerrors.StringWithConfig(en.e, &cueerrors.Config{OmitPath: true})
+				if en.format == cueRequired {
+					msg = cueRequired
+				}
+				if en.format == cueOutOfBound && len(en.args) == 2 && strings.HasPrefix(fmt.Sprint(en.args[1]), durationPattern) {
+					// The pattern of #Duration says little to an operator.
+					msg = fmt.Sprintf("invalid duration %v: write it like %s", en.args[0], durationExamples)
+				}
+				msgs = append(msgs, msg)
+			}
+		case len(conflicts) == 1:
+			at = conflicts[0]
+			msgs = append(msgs, conflict(at.args, valueAt(data, at.path), cueerrors.StringWithConfig(at.e, &cueerrors.Config{OmitPath: true})))
+		default:
+			at = conflicts[0]
+			msgs = append(msgs, foldConflicts(conflicts[0].args, func(yield func([]any) bool) {
+				for _, en := range conflicts {
+					if !yield(en.args) {
+						return
+					}
+				}
+			}))
+		}
+		pos := filePos(filename, cueerrors.Positions(at.e))
+		if !pos.IsValid() && data.Exists() {
+			pos = nearestPos(filename, data, at.path)
+		}
+		for _, msg := range msgs {
+			if at.format == cueNotAllowed {
+				msg += knownFields(data, at.path)
+			}
+			is := Issue{Path: key, Msg: msg}
+			if pos.IsValid() {
+				setPos(&is, pos)
+			}
+			issues = append(issues, is)
+		}
+	}
+	if data.Exists() && data.Err() == nil {
+		checkFields(filename, data, data, configDef, nil, &issues)
+	}
+	issues = dropInsideUnknown(issues)
+	if len(issues) == 0 {
+		// Not an error CUE describes in parts; keep it rather than lose it.
+		issues = append(issues, Issue{Filename: filename, Line: 1, Column: 1, Msg: err.Error()})
+	}
+	return newError(issues)
+}
+
+// dropInsideUnknown drops the issues inside a field that is itself not
+// allowed (CUE reports batching.max_batch_size of a causal-lm model as well
+// as batching): removing the outer field fixes them all.
+func dropInsideUnknown(issues []Issue) []Issue {
+	var unknown []string
+	for _, is := range issues {
+		if strings.HasPrefix(is.Msg, cueNotAllowed) && is.Path != "" {
+			unknown = append(unknown, is.Path+".")
+		}
+	}
+	return slices.DeleteFunc(issues, func(is Issue) bool {
+		for _, u := range unknown {
+			if strings.HasPrefix(is.Path, u) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// foldConflicts turns "conflicting values A and X", "conflicting values B
+// and X", ... into "invalid value X (must be one of A, B)". X is the argument
+// all the conflicts share: the operator's value.
+func foldConflicts(first []any, all iter.Seq[[]any]) string {
+	str := func(a any) string { return fmt.Sprint(a) }
+	for _, mine := range first[:2] {
+		var want []string
+		shared := true
+		for args := range all {
+			switch {
+			case str(args[0]) == str(mine):
+				want = append(want, str(args[1]))
+			case str(args[1]) == str(mine):
+				want = append(want, str(args[0]))
+			default:
+				shared = false
+			}
+		}
+		if !shared {
+			continue
+		}
+		// A type among the alternatives, such as bool in *true | bool,
+		// says all there is to say about the literals beside it.
+		var types []string
+		for _, w := range want {
+			if slices.Contains([]string{"bool", "int", "float", "number", "string", "bytes"}, w) {
+				types = append(types, w)
+			}
+		}
+		if len(types) > 0 {
+			want = types
+		}
+		slices.Sort(want)
+		want = slices.Compact(want)
+		if len(want) == 1 {
+			return fmt.Sprintf("invalid value %s (must be %s)", str(mine), want[0])
+		}
+		return fmt.Sprintf("invalid value %s (must be one of %s)", str(mine), strings.Join(want, ", "))
+	}
+	return fmt.Sprintf("conflicting values %s and %s", str(first[0]), str(first[1]))
+}
+
+// conflict rewrites the message of a single conflict of the operator's
+// value (mine, as CUE prints it, or "" when unknown) with the schema's:
+// "conflicting values "tensor" and "llm"" becomes "invalid value "llm"
+// (must be "tensor")", and "conflicting values 3 and {kind!: ...}", which
+// prints the whole schema of a struct, becomes "invalid value 3 (must be
+// struct)". Other messages are returned as they are.
+func conflict(args []any, mine, msg string) string {
+	if len(args) < 2 {
+		return msg
+	}
+	for i, a := range args[:2] {
+		s := fmt.Sprint(a)
+		if len(args) == 4 && (strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[")) {
+			return fmt.Sprintf("invalid value %v (must be %v)", args[1-i], args[2+i])
+		}
+	}
+	for i, a := range args[:2] {
+		if mine != "" && fmt.Sprint(a) == mine {
+			return fmt.Sprintf("invalid value %v (must be %v)", a, args[1-i])
+		}
+	}
+	return msg
+}
+
+// valueAt returns the value at path in the config file as CUE prints it in
+// errors, or "" when it is not a concrete scalar.
+func valueAt(data cue.Value, path []string) string {
+	if !data.Exists() {
+		return ""
+	}
+	sels := make([]cue.Selector, 0, len(path))
+	for _, elem := range path {
+		sel, err := selector(elem)
+		if err != nil {
+			return ""
+		}
+		sels = append(sels, sel)
+	}
+	v := data.LookupPath(cue.MakePath(sels...))
+	if !v.Exists() || !v.IsConcrete() || v.Kind() == cue.StructKind || v.Kind() == cue.ListKind {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
