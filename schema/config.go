@@ -3,6 +3,7 @@ package schema
 import (
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -187,4 +188,13 @@ func (c *Config) modelsOfKind(kind string) []string {
 		}
 	}
 	return names
+}
+
+// SameSettings reports whether two loaded configs set the same values,
+// wherever in their files they set them: an edit of comments or layout
+// alone changes nothing a reload would apply.
+func (c *Config) SameSettings(o *Config) bool {
+	a, b := *c, *o
+	a.places, b.places = nil, nil
+	return reflect.DeepEqual(a, b)
 }
