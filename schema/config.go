@@ -25,7 +25,12 @@ type Config struct {
 	Reload       Reload
 	Models       map[string]Model // keyed by Model.Name; never nil
 	DefaultModel string           // "" when unset
-	Path         string           // absolute path of the file this was loaded from
+	Auth         Auth
+	Access       Access
+	Secrets      Secrets
+	Abuse        Abuse
+	Limits       Limits
+	Path         string // absolute path of the file this was loaded from
 
 	// places are where the file sets each value: see Pos. Two loads of
 	// files that differ only in layout or comments are therefore not
@@ -88,6 +93,110 @@ func (c *Config) Issue(path, msg string) Issue {
 type Listener struct {
 	Address string // IP literal, "localhost", or "" for all addresses
 	Port    int
+	TLS     *TLS // nil serves plain HTTP
+}
+
+// TLS is a listener's certificate and protocol floor.
+type TLS struct {
+	Cert       string // absolute path of the PEM certificate chain
+	Key        string // absolute path of the PEM private key
+	MinVersion string // "1.2" or "1.3"
+	ClientCA   string // absolute path of PEM CAs for client certificates; "" asks for none
+}
+
+// Auth says who may call the API.
+type Auth struct {
+	// Open allows inference without a credential on non-loopback
+	// listeners; without keys and JWT, loopback listeners are open
+	// anyway.
+	Open     bool
+	APIKeys  map[string]APIKey // by name; never nil
+	JWT      *JWT              // nil: bearer tokens are not accepted
+	Rotation Rotation
+}
+
+// APIKey is one configured key; the file holds only its hash.
+type APIKey struct {
+	Name      string // the key under auth.api_keys
+	Hash      string // "sha256:<64 hex digits>"
+	Principal string // "" means Name
+	Created   time.Time
+	NotBefore time.Time // zero: unbounded
+	NotAfter  time.Time // zero: unbounded
+	Models    []string  // empty: every model
+	AllowIPs  []string  // CIDRs or addresses; empty: access.allow_ips alone
+	Scopes    []string  // empty: ["model:call"]
+	Limit     string    // a key of limits.classes; "" for none
+}
+
+// JWT configures bearer tokens.
+type JWT struct {
+	// HS256Secret is the shared secret as written: plain, or
+	// "enc:v1:..." to be decrypted with the secrets key; "" for none.
+	HS256Secret string
+	PublicKeys  []JWTPublicKey
+	JWKSFile    string // absolute path; "" for none
+	Issuer      string // "" accepts any
+	Audience    string // "" accepts any
+	Leeway      time.Duration
+}
+
+// JWTPublicKey is a PEM public key file (RSA, EC P-256 or Ed25519).
+type JWTPublicKey struct {
+	File string // absolute path
+	KID  string // "" matches tokens without a kid
+}
+
+// Rotation is the API key rotation policy.
+type Rotation struct {
+	WarnBefore time.Duration
+	MaxAge     time.Duration
+}
+
+// Access is the IP allow list.
+type Access struct {
+	AllowIPs       []string // empty allows every address
+	TrustedProxies []string
+}
+
+// Secrets locates the key that decrypts enc:v1: values.
+type Secrets struct {
+	KeyFile string // absolute path
+}
+
+// Abuse configures abuse detection.
+type Abuse struct {
+	AuthFailures Threshold // Count 0 turns it off
+	Requests     Threshold // Count 0 turns it off
+	BlockFor     time.Duration
+	BlockStatus  int // 429 or 403
+}
+
+// Threshold is a count within a sliding window.
+type Threshold struct {
+	Count  int
+	Window time.Duration
+}
+
+// Limits are the rate limits; nil and empty mean unlimited.
+type Limits struct {
+	Global  *Rate
+	PerIP   *Rate
+	Classes map[string]LimitClass // never nil
+}
+
+// Rate is a token bucket.
+type Rate struct {
+	RequestsPerSecond float64
+	Burst             int
+}
+
+// LimitClass is the limit of the keys that name it.
+type LimitClass struct {
+	RequestsPerSecond float64 // 0: no request rate
+	Burst             int
+	TokensPerMinute   int // 0: no token budget
+	MaxConcurrent     int // 0: unbounded
 }
 
 // HostPort returns the address in the form net.Listen takes, such as
@@ -112,8 +221,9 @@ type Logging struct {
 
 // Metrics configures the metrics endpoint.
 type Metrics struct {
-	Enabled bool
-	Path    string
+	Enabled     bool
+	Path        string
+	RequireAuth bool
 }
 
 // Server configures the HTTP server.
@@ -121,8 +231,15 @@ type Server struct {
 	MaxBodyBytes   int
 	RequestTimeout time.Duration // > 0
 	ShutdownGrace  time.Duration // >= 0
+	HeaderTimeout  time.Duration // > 0
 	ReadTimeout    time.Duration // > 0
 	IdleTimeout    time.Duration // > 0
+	// MaxConnections and MaxConnectionsPerIP bound client connections;
+	// 0 is no bound of the config's own.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	AllowedHosts        []string // Host values accepted besides loopback's own
+	CORSOrigins         []string // origins given CORS headers
 }
 
 // Reload configures how the running daemon picks up a changed config.
@@ -138,6 +255,9 @@ type Model struct {
 	Path           string // absolute path of the ONNX file (tensor) or model folder (causal-lm); not checked to exist
 	Instances      int
 	IntraOpThreads int
+	// RequestTimeout overrides server.request_timeout for this model; 0
+	// keeps the server's.
+	RequestTimeout time.Duration
 	Batching       Batching // tensor models only; zero for causal-lm
 
 	// The fields below are set for causal-lm models only.

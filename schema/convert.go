@@ -128,7 +128,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			InterOpThreads: raw.Runtime.InterOpThreads,
 		},
 		Logging:      Logging(raw.Logging),
-		Metrics:      Metrics(raw.Metrics),
+		Metrics:      Metrics{Enabled: raw.Metrics.Enabled, Path: raw.Metrics.Path},
 		Reload:       Reload(raw.Reload),
 		Models:       make(map[string]Model, len(raw.Models)),
 		DefaultModel: raw.DefaultModel,
@@ -136,7 +136,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 	}
 
 	for i, l := range raw.Listeners {
-		cfg.Listeners[i] = Listener(l)
+		cfg.Listeners[i] = Listener{Address: l.Address, Port: l.Port}
 	}
 
 	srv := func(name string) []string { return []string{"server", name} }
