@@ -45,15 +45,19 @@ func (b *bucket) successor(r Rate, now time.Time) *bucket {
 	return nb
 }
 
-// consume takes n tokens at now, going into debt if it must, down to
-// maxDebtMinutes of refill below empty. rate.Limiter takes at most burst
-// tokens per call, so a large n is taken in pieces.
+// consume takes n tokens at now, going into debt if it must. A charge of
+// more than a full bucket is cut so the debt stays above maxDebtMinutes of
+// refill, and taken in pieces, as rate.Limiter takes at most burst tokens
+// per call. A smaller one is taken whole without a look at the bucket
+// first: the debt it makes is usage that really happened.
 func (b *bucket) consume(now time.Time, n int64) {
-	floor := -b.rate.PerSecond * 60 * maxDebtMinutes
-	if room := b.lim.TokensAt(now) - floor; float64(n) > room {
-		n = int64(room)
-	}
 	burst := int64(b.rate.Burst)
+	if n > burst {
+		floor := -b.rate.PerSecond * 60 * maxDebtMinutes
+		if room := b.lim.TokensAt(now) - floor; float64(n) > room {
+			n = int64(max(room, 0))
+		}
+	}
 	for n > 0 {
 		c := min(n, burst)
 		// The reservation is never cancelled: the tokens were spent.

@@ -357,7 +357,7 @@ func (l *Limiter) Admit(req Request) (Ticket, *Refusal) {
 	if l == nil || l.off {
 		return Ticket{}, nil
 	}
-	t := Ticket{at: l.now(), now: l.now}
+	var t Ticket
 	var principal Reason
 	var c *class
 	if req.Authenticated {
@@ -372,6 +372,10 @@ func (l *Limiter) Admit(req Request) (Ticket, *Refusal) {
 		t.requests = l.ips.bucket(req.IP)
 		principal = ReasonIP
 	}
+	if c == nil && t.requests == nil && l.global == nil {
+		return Ticket{}, nil // no limit applies to this request
+	}
+	t.at, t.now = l.now(), l.now
 
 	if c != nil {
 		if t.tokens != nil {
