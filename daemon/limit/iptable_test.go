@@ -83,7 +83,7 @@ func TestIPTableBounded(t *testing.T) {
 	if n := l.ips.tracked(); n > max {
 		t.Fatalf("after %d addresses: %d tracked, want at most %d", 60*max, n, max)
 	}
-	// 50 000 more addresses at ~200 bytes an entry would be ~10 MB if
+	// 50 000 more addresses at ~220 bytes an entry would be ~11 MB if
 	// kept; the table's own cap is ~200 kB.
 	if after > before+2<<20 {
 		t.Errorf("heap grew from %d to %d bytes under a flood of distinct addresses", before, after)

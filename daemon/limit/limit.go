@@ -187,8 +187,9 @@ func (t Ticket) Charge(tokens int) {
 // Headers returns the rate-limit headers for the response. The requests
 // trio describes the principal's request bucket (the class's, or the
 // client address's for an unauthenticated request) if it has one, else
-// the global bucket; the tokens trio the class's tokens bucket. They are
-// computed on each call, from the buckets' state at admission time.
+// the global bucket; the tokens trio the class's tokens bucket. Each call
+// reads the buckets (a lock each) and allocates nothing, so call it once
+// per response.
 func (t Ticket) Headers() Headers {
 	var h Headers
 	if t.requests != nil {
