@@ -355,7 +355,6 @@ func TestBinaryTensorExtension(t *testing.T) {
 	})
 }
 
-
 func TestMetadataAndHealth(t *testing.T) {
 	var ready sync.Mutex // held means not ready
 	ts := serve(t, &State{Models: map[string]*engine.TensorModel{
@@ -406,8 +405,6 @@ func TestMetadataAndHealth(t *testing.T) {
 		t.Errorf("HEAD = %d %q", r.status, r.body)
 	}
 }
-
-
 
 // holdingModel waits for a batch to fill for an hour: a request sits in
 // its queue, not running, until the model is closed or its deadline passes.
@@ -480,7 +477,6 @@ func TestDeadlineWhileQueued(t *testing.T) {
 	r := ts.post(t, "/v2/models/hold/infer", inferBody(1, `[1,2,3,4]`))
 	checkError(t, r, 504, "timeout_error", "deadline_exceeded", "server.request_timeout")
 }
-
 
 // TestConcurrentBatching is the batching contract over HTTP: 32 clients at
 // once get the answers an unbatched model gives for the same inputs, and
@@ -578,4 +574,3 @@ func histogram(t *testing.T, text, name, model string) (le1, count float64) {
 	}
 	return le1, count
 }
-

@@ -31,9 +31,9 @@ type inferRequest struct {
 
 // decodedRequest is a v2 inference request ready for the engine.
 type decodedRequest struct {
-	ID         string
-	Inputs     []engine.Tensor
-	Outputs    []string
+	ID        string
+	Inputs    []engine.Tensor
+	Outputs   []string
 	BinaryOut map[string]bool // outputs to send as binary data
 	AllBinary bool
 }
