@@ -259,7 +259,7 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	// refused with 413 would leave no trace in the access log.
 	if st.AccessLog {
 		s.access.Log(observe.Entry{
-			RequestID: id, Method: string(ctx.Method()), Path: route.Echo(string(ctx.Path())), Status: e.Status, Reason: e.Code,
+			RequestID: id, Method: string(ctx.Method()), Path: string(ctx.Path()), Status: e.Status, Reason: e.Code,
 			Remote: ctx.RemoteIP().String(), BytesOut: len(ctx.Response.Body()),
 		})
 	}

@@ -100,6 +100,9 @@ type serverOptions struct {
 	ready  func() bool
 	logger *slog.Logger
 	set    *metrics.Set
+	// maxBody and readBuffer, when set, replace maxBody and fasthttp's
+	// default header buffer of 4 KiB.
+	maxBody, readBuffer int
 }
 
 func serve(t testing.TB, st *State, o serverOptions) *testServer {
@@ -111,7 +114,10 @@ func serve(t testing.TB, st *State, o serverOptions) *testServer {
 		Acquire: func() (*State, func()) { return st, func() {} },
 		Ready:   o.ready, Logger: o.logger, Metrics: o.set, Version: "test-version",
 	})
-	srv := &fasthttp.Server{Handler: s.Handler, ErrorHandler: s.ErrorHandler, MaxRequestBodySize: maxBody, Name: "aiassist-test", Logger: quietLogger{}}
+	if o.maxBody == 0 {
+		o.maxBody = maxBody
+	}
+	srv := &fasthttp.Server{Handler: s.Handler, ErrorHandler: s.ErrorHandler, MaxRequestBodySize: o.maxBody, ReadBufferSize: o.readBuffer, Name: "aiassist-test", Logger: quietLogger{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -87,14 +87,13 @@ func (req *inferRequest) check(binary []byte) (*decodedRequest, error) {
 		if !ok {
 			return nil, fmt.Errorf("input %s: unsupported datatype %s (BOOL, UINT8..UINT64, INT8..INT64, FP32, FP64)", name, route.Quote(in.Datatype))
 		}
-		shape := route.Echo(fmt.Sprint(in.Shape))
 		n := int64(1)
 		for _, d := range in.Shape {
 			if d < 0 {
-				return nil, fmt.Errorf("input %s: shape %s has a negative dimension", name, shape)
+				return nil, fmt.Errorf("input %s: shape %s has a negative dimension", name, shapeText(in.Shape))
 			}
 			if d != 0 && n > maxTensorElements/d {
-				return nil, fmt.Errorf("input %s: shape %s has more than %d elements", name, shape, maxTensorElements)
+				return nil, fmt.Errorf("input %s: shape %s has more than %d elements", name, shapeText(in.Shape), maxTensorElements)
 			}
 			n *= d
 		}
@@ -107,7 +106,7 @@ func (req *inferRequest) check(binary []byte) (*decodedRequest, error) {
 				return nil, fmt.Errorf("input %s has both data and binary_data_size", name)
 			}
 			if size != n*int64(dt.Size()) {
-				return nil, fmt.Errorf("input %s: binary_data_size %d does not match shape %s of %s (%d bytes)", name, size, shape, dt, n*int64(dt.Size()))
+				return nil, fmt.Errorf("input %s: binary_data_size %d does not match shape %s of %s (%d bytes)", name, size, shapeText(in.Shape), dt, n*int64(dt.Size()))
 			}
 			if size > int64(len(binary)) {
 				return nil, fmt.Errorf("input %s: binary_data_size %d is more than the %d bytes left in the body", name, size, len(binary))
@@ -138,6 +137,22 @@ func (req *inferRequest) check(binary []byte) (*decodedRequest, error) {
 		}
 	}
 	return out, nil
+}
+
+// shapeText is a request's shape for a message, as route.Echo would cut
+// it, without formatting more dimensions than it keeps.
+func shapeText(shape []int64) string {
+	b := []byte{'['}
+	for i, d := range shape {
+		if len(b) > route.MaxEcho {
+			break
+		}
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	return route.Echo(string(append(b, ']')))
 }
 
 func boolParam(p map[string]any, name string) bool {

@@ -440,7 +440,12 @@ func jsonValue(raw json.RawMessage) any {
 	return v
 }
 
-func isNull(raw json.RawMessage) bool { return jsonValue(raw) == nil }
+// isNull reports whether raw is absent or null. It looks at the text, not
+// at jsonValue: a number too large for a float64 is not null.
+func isNull(raw json.RawMessage) bool {
+	t := bytes.TrimSpace(raw)
+	return len(t) == 0 || string(t) == "null"
+}
 
 // jsonIs reports whether raw holds the JSON value want (numbers as
 // float64).
