@@ -451,18 +451,21 @@ func TestQueueFull(t *testing.T) {
 		first <- reply{resp.StatusCode, resp.Header, b}
 	}()
 	// Wait until the first request is queued; it stays there.
-	for queueDepth(set, "hold") != "1" {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the first request to be queued", func() bool { return queueDepth(set, "hold") == "1" })
 	r := ts.post(t, "/v2/models/hold/infer", inferBody(1, `[1,2,3,4]`))
-	checkError(t, r, 503, "overloaded_error", "queue_full", "max_queue_size")
+	checkError(t, r, 503, "overloaded_error", "queue_full", `model "hold": queue is full (batching.max_queue_size 1); retry later, or raise batching.max_queue_size`)
 	if got := r.header.Get("Retry-After"); got != "1" {
 		t.Errorf("Retry-After %q, want 1", got)
 	}
 	// Closing the model runs what is queued, so the first request is answered.
 	m.Close()
-	if r := <-first; r.status != 200 {
-		t.Errorf("the queued request got %d %s", r.status, r.body)
+	select {
+	case r := <-first:
+		if r.status != 200 {
+			t.Errorf("the queued request got %d %s", r.status, r.body)
+		}
+	case <-time.After(testDeadline):
+		t.Fatalf("the queued request was not answered within %s of the model's closing", testDeadline)
 	}
 	// A closed model refuses with 503 too.
 	r = ts.post(t, "/v2/models/hold/infer", inferBody(1, `[1,2,3,4]`))
@@ -475,7 +478,7 @@ func TestQueueFull(t *testing.T) {
 func TestDeadlineWhileQueued(t *testing.T) {
 	ts := serve(t, &State{RequestTimeout: 20 * time.Millisecond, Models: map[string]*engine.TensorModel{"hold": holdingModel(t, "hold", nil)}}, serverOptions{})
 	r := ts.post(t, "/v2/models/hold/infer", inferBody(1, `[1,2,3,4]`))
-	checkError(t, r, 504, "timeout_error", "deadline_exceeded", "server.request_timeout")
+	checkError(t, r, 504, "timeout_error", "deadline_exceeded", `waited in the queue of model "hold" past its deadline (server.request_timeout 20ms)`)
 }
 
 // TestConcurrentBatching is the batching contract over HTTP: 32 clients at

@@ -173,16 +173,17 @@ func serveV1With(t testing.TB, st *State, set *metrics.Set, setup func(*Server))
 	return vs
 }
 
-// gate holds the server's writes on the connections of a v1Server, as a
+// gate holds the server's writes on one connection of a v1Server, as a
 // client that stops reading would. Once armed, the first write that
-// carries an event goes out and closes the gate behind it; later writes
-// wait until the test opens it. The stream below them then stops at its
-// next flush, and the generation at its next chunk: the tests hold a
-// stream in the middle without a hook in the server.
+// carries an event goes out and closes the gate behind it on that
+// connection; its later writes wait until the test opens the gate, while
+// other connections go on. The stream below them then stops at its next
+// flush, and its generation at its next chunk: the tests hold a stream in
+// the middle without a hook in the server.
 type gate struct {
 	mu      sync.Mutex
 	armed   bool
-	closed  bool
+	held    *gatedConn
 	opened  chan struct{}
 	once    sync.Once
 	waiting chan struct{} // gets a value when a write waits at the gate
@@ -200,8 +201,8 @@ func (g *gate) arm() {
 
 func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }
 
-// held waits until a write waits at the closed gate.
-func (g *gate) held(t testing.TB) {
+// wait waits until a write waits at the closed gate.
+func (g *gate) wait(t testing.TB) {
 	t.Helper()
 	select {
 	case <-g.waiting:
@@ -210,14 +211,14 @@ func (g *gate) held(t testing.TB) {
 	}
 }
 
-func (g *gate) before(p []byte) {
+func (g *gate) before(c *gatedConn, p []byte) {
 	g.mu.Lock()
-	closed := g.closed
-	if !closed && g.armed && bytes.Contains(p, []byte("data: ")) {
-		g.closed = true
+	held := g.held == c
+	if g.held == nil && g.armed && bytes.Contains(p, []byte("data: ")) {
+		g.held = c
 	}
 	g.mu.Unlock()
-	if !closed {
+	if !held {
 		return
 	}
 	select {
@@ -246,7 +247,7 @@ type gatedConn struct {
 }
 
 func (c *gatedConn) Write(p []byte) (int, error) {
-	c.g.before(p)
+	c.g.before(c, p)
 	return c.Conn.Write(p)
 }
 
@@ -675,7 +676,7 @@ func TestStreamHoldsState(t *testing.T) {
 		resp.Body.Close()
 		done <- result{reply{resp.StatusCode, resp.Header, b}, err}
 	}()
-	ts.gate.held(t)
+	ts.gate.wait(t)
 	if n := ts.refs.Load(); n != 1 {
 		t.Errorf("%d state references held in the middle of a stream, want 1", n)
 	}
@@ -728,7 +729,7 @@ func TestClientDisconnectStopsGeneration(t *testing.T) {
 	if err != nil || !strings.HasPrefix(line, "data: ") {
 		t.Fatalf("first line %q, %v", line, err)
 	}
-	ts.gate.held(t)
+	ts.gate.wait(t)
 	// Reset rather than close politely, so that the server's next write
 	// fails at once.
 	conn.(*net.TCPConn).SetLinger(0)
@@ -819,6 +820,49 @@ func TestGenerateDeadline(t *testing.T) {
 	}
 }
 
+// TestGenerateQueueFull holds a stream of a model that runs one
+// generation and queues none: the next request is refused with 503 and a
+// message that names the setting to raise.
+func TestGenerateQueueFull(t *testing.T) {
+	m, err := generate.Load(rt, generate.Options{Name: "one", Dir: filepath.Join("..", "..", "examples", "models", "tiny-llama"), MaxSequences: 1, MaxQueue: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	ts := serveV1(t, &State{Generators: map[string]*generate.Model{"one": m}, DefaultModel: "one"}, nil)
+	done := make(chan reply, 1)
+	ts.gate.arm()
+	go func() {
+		resp, err := ts.client.Post(ts.url+routeGenerate, "application/json", strings.NewReader(`{"prompt":"a","max_tokens":200,"stream":true}`))
+		if err != nil {
+			done <- reply{status: -1, body: []byte(err.Error())}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- reply{resp.StatusCode, resp.Header, b}
+	}()
+	// The held stream keeps its generation, and its slot, until it is
+	// written.
+	ts.gate.wait(t)
+	for _, stream := range []bool{false, true} {
+		r := ts.post(t, routeChat, fmt.Sprintf(`{"messages":[{"role":"user","content":"a"}],"stream":%v}`, stream))
+		checkError(t, r, 503, "overloaded_error", "queue_full", `model "one": queue is full (max_queue 0, 1 generations running (max_sequences) and 0 waiting); retry later, or raise max_queue`)
+		if got := r.header.Get("Retry-After"); got != "1" {
+			t.Errorf("Retry-After %q, want 1", got)
+		}
+	}
+	ts.gate.open()
+	select {
+	case r := <-done:
+		if evs := events(t, r); evs[len(evs)-1] != "[DONE]" {
+			t.Errorf("the held stream ended with %s", evs[len(evs)-1])
+		}
+	case <-time.After(testDeadline):
+		t.Fatalf("the held stream did not end within %s", testDeadline)
+	}
+}
+
 // TestStreamErrorEvent makes a stream outlast its deadline after its first
 // chunk: the status is sent already, so the error is the last event. The
 // gate holds the stream past the deadline.
@@ -840,7 +884,7 @@ func TestStreamErrorEvent(t *testing.T) {
 		resp.Body.Close()
 		done <- reply{resp.StatusCode, resp.Header, b}
 	}()
-	ts.gate.held(t)
+	ts.gate.wait(t)
 	// The generation started before the gate held, so its deadline has
 	// passed after this long. The lane may have decoded every token by
 	// then, but the stream has not sent them: the rest is refused.
