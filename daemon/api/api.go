@@ -6,17 +6,18 @@
 // holds what they share: the State snapshot, the Route type, one strict
 // JSON decoder, one error type and writer, and the cap on echoed values.
 //
-// A request's way, in Server.serve, top to bottom:
+// A request's way, top to bottom (Server.Handler, then Server.serve):
 //
 //  1. Handler takes the current State (one Acquire) and a request id.
 //  2. The route table matches the path: no match is the one 404.
 //  3. The route's method is checked: 405 with Allow.
 //  4. The route's Resolve names the model the request is for (from the
 //     path, or from the body it decodes) without running anything.
-//  5. The gate: this is where the gateway's checks go (screening, IP allow
-//     list, authenticate, ACL for the resolved model, rate limit). It sees
-//     the route's name, the model name and the request, and refuses with
-//     a route.Error.
+//  5. The gate: the one point where the gateway's checks go (screening,
+//     IP allow list, authenticate, ACL for the resolved model, rate
+//     limit), marked in serve. There they have the route's name, the
+//     model name and the request, and refuse with a *route.Error; nothing
+//     has run yet.
 //  6. The Handler from Resolve does the work and answers, or returns a
 //     route.Stream that is written after Handler returns, holding the
 //     State until it ends.
@@ -98,8 +99,9 @@ func New(opts Options) *Server {
 
 // Handler is the fasthttp request handler.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
 	st, release := s.opts.Acquire()
-	r := &route.Request{Ctx: ctx, State: st, ID: s.requestID(ctx), Start: time.Now()}
+	r := &route.Request{Ctx: ctx, State: st, ID: s.requestID(ctx), Start: start}
 	ctx.Response.Header.Set("X-Request-Id", r.ID)
 	stream, err := s.safeServe(r)
 	if err != nil {
@@ -174,7 +176,10 @@ func (s *Server) serve(r *route.Request) (route.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The gate goes here: r.Route and r.Model are known, nothing has run.
+	// The gate goes here (step 5): screening, IP allow list,
+	// authenticate, ACL for r.Model, rate limit. r.Route and r.Model are
+	// known and nothing has run; a refusal is a *route.Error returned
+	// before h.Serve.
 	return h.Serve(r)
 }
 
