@@ -1,16 +1,33 @@
-// Package api serves the HTTP API with fasthttp: KServe v2 tensor
-// inference, text generation (/v1/generate and the OpenAI-compatible
-// /v1/completions, /v1/chat/completions and /v1/models, streamed as
-// server-sent events), health, and metrics. It reads everything it serves
-// from a State snapshot that the daemon swaps on reload.
+// Package api serves the HTTP API with fasthttp. It owns the request path
+// that every route shares; the routes themselves live in one package per
+// protocol: kserve (KServe v2 for tensor models, /v2/...), openai (the
+// /v1 routes for causal-lm models: OpenAI-compatible completions, chat and
+// models, and the seed's /v1/generate), and here the metrics route. route
+// holds what they share: the State snapshot, the Route type, one strict
+// JSON decoder, one error type and writer, and the cap on echoed values.
+//
+// A request's way, top to bottom (Server.Handler, then Server.serve):
+//
+//  1. Handler takes the current State (one Acquire) and a request id.
+//  2. The route table matches the path: no match is the one 404.
+//  3. The route's method is checked: 405 with Allow.
+//  4. The route's Resolve names the model the request is for (from the
+//     path, or from the body it decodes) without running anything.
+//  5. The gate: the one point where the gateway's checks go (screening,
+//     IP allow list, authenticate, ACL for the resolved model, rate
+//     limit), marked in serve. There they have the route's name, the
+//     model name and the request, and refuse with a *route.Error; nothing
+//     has run yet.
+//  6. The Handler from Resolve does the work and answers, or returns a
+//     route.Stream that is written after Handler returns, holding the
+//     State until it ends.
+//  7. Every answer, error or stream is counted and logged once, in finish.
 package api
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,29 +40,14 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/aiassist/aiassist/daemon/api/kserve"
+	"github.com/aiassist/aiassist/daemon/api/openai"
+	"github.com/aiassist/aiassist/daemon/api/route"
 	"github.com/aiassist/aiassist/daemon/observe"
-	"github.com/aiassist/aiassist/engine"
-	"github.com/aiassist/aiassist/engine/generate"
 )
 
-// State is what one configuration generation serves. It is never changed
-// after the daemon publishes it.
-type State struct {
-	Generation uint64
-	Models     map[string]*engine.TensorModel
-	// Generators are the causal-lm models, by name.
-	Generators map[string]*generate.Model
-	// DefaultModel is the generator a /v1 request without "model" gets;
-	// "" makes such requests name one.
-	DefaultModel string
-	// LogPrompts adds the prompt and the generated text to the access
-	// log lines of generation requests.
-	LogPrompts     bool
-	RequestTimeout time.Duration
-	// MetricsPath is where metrics are served; "" turns them off.
-	MetricsPath string
-	AccessLog   bool
-}
+// State is what one configuration generation serves; see route.State.
+type State = route.State
 
 // Options configures a Server.
 type Options struct {
@@ -63,14 +65,13 @@ type Options struct {
 // Server handles requests. It holds no configuration of its own.
 type Server struct {
 	opts     Options
+	routes   route.Table
+	metrics  *route.Route
 	requests *observe.Requests
 	access   observe.AccessLog
 	idPrefix string
 	idSeq    atomic.Uint64
 	started  time.Time
-	// streamHook, when set by a test, runs after each chunk a stream has
-	// written.
-	streamHook func()
 }
 
 // New returns a Server.
@@ -80,101 +81,142 @@ func New(opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
-	return &Server{opts: opts, requests: observe.NewRequests(opts.Metrics), access: observe.AccessLog{Logger: opts.Logger}, idPrefix: hex.EncodeToString(p[:]) + "-", started: time.Now()}
-}
-
-// call is what the access log and metrics learn about one request.
-type call struct {
-	id     string
-	start  time.Time
-	route  string
-	model  string
-	reason string
-	// extra are added to the access log line.
-	extra []slog.Attr
-	// stream, when a route sets it, writes the response body after
-	// Handler returns; the request ends when it does.
-	stream func(w *sseWriter)
+	s := &Server{
+		opts: opts, requests: observe.NewRequests(opts.Metrics), access: observe.AccessLog{Logger: opts.Logger},
+		idPrefix: hex.EncodeToString(p[:]) + "-", started: time.Now(),
+	}
+	s.routes.Add(kserve.Routes(kserve.Options{Version: opts.Version, Ready: opts.Ready})...)
+	s.routes.Add(openai.Routes(s.started)...)
+	s.metrics = &route.Route{Name: "metrics", Method: "GET", Resolve: func(*route.Request) (route.Handler, error) {
+		return route.HandlerFunc(func(r *route.Request) (route.Stream, error) {
+			r.Ctx.SetContentType("text/plain; version=0.0.4")
+			metrics.WritePrometheus(r.Ctx, true)
+			return nil, nil
+		}), nil
+	}}
+	return s
 }
 
 // Handler is the fasthttp request handler.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	st, release := s.opts.Acquire()
-	id := s.requestID(ctx)
-	ctx.Response.Header.Set("X-Request-Id", id)
-	c := &call{id: id, start: start}
-	if err := s.safeRoute(ctx, st, c); err != nil {
-		e := errorFrom(err)
-		c.reason = e.Code
-		c.stream = nil
-		writeError(ctx, e)
+	r := &route.Request{Ctx: ctx, State: st, ID: s.requestID(ctx), Start: start}
+	ctx.Response.Header.Set("X-Request-Id", r.ID)
+	stream, err := s.safeServe(r)
+	if err != nil {
+		e := route.ErrorFrom(err, st)
+		r.Reason = e.Code
+		stream = nil
+		route.WriteError(ctx, e)
 	}
-	e := observe.Entry{RequestID: id, Status: ctx.Response.StatusCode(), BytesIn: len(ctx.Request.Body())}
+	e := observe.Entry{RequestID: r.ID, Status: ctx.Response.StatusCode(), BytesIn: len(ctx.Request.Body())}
 	if st.AccessLog {
 		// Only the log line needs these copies.
 		e.Method, e.Path, e.Remote = string(ctx.Method()), string(ctx.Path()), ctx.RemoteIP().String()
 	}
-	if c.stream == nil {
+	if stream == nil {
 		release()
 		e.BytesOut = len(ctx.Response.Body())
-		s.finish(st, c, e)
+		s.finish(r, e)
 		return
 	}
 	// fasthttp runs the stream writer on its own goroutine and sends what
 	// it writes as chunks, after Handler has returned. The request keeps
 	// its state, and with it the model, until the stream ends, and is
 	// counted and logged then. ctx must not be touched from here on.
-	stream := c.stream
 	ctx.SetBodyStreamWriter(func(bw *bufio.Writer) {
 		defer release()
-		w := &sseWriter{w: bw}
+		w := route.NewSSE(bw)
 		// The stream runs on a goroutine of fasthttp's that recovers
 		// nothing: a panic here would end the process.
 		func() {
 			defer func() {
-				if r := recover(); r != nil {
-					s.logPanic(c, r)
-					c.reason = "internal_error"
+				if p := recover(); p != nil {
+					s.logPanic(r, p)
+					r.Reason = "internal_error"
 				}
 			}()
-			stream(w)
+			stream.Write(w)
 		}()
-		e.BytesOut = w.n
-		s.finish(st, c, e)
+		e.BytesOut = w.Written()
+		s.finish(r, e)
 	})
 }
 
-// safeRoute runs route and turns a panic into a 500 answer: fasthttp does
+// safeServe runs serve and turns a panic into a 500 answer: fasthttp does
 // not recover handlers' panics, so a bug one request hits would otherwise
 // take the daemon down with every request in flight.
-func (s *Server) safeRoute(ctx *fasthttp.RequestCtx, st *State, c *call) (err error) {
+func (s *Server) safeServe(r *route.Request) (stream route.Stream, err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			s.logPanic(c, r)
+		if p := recover(); p != nil {
+			s.logPanic(r, p)
 			// Drop whatever the route had set, but keep the request id.
-			ctx.Response.Reset()
-			ctx.Response.Header.Set("X-Request-Id", c.id)
-			err = newError(fasthttp.StatusInternalServerError, "server_error", "internal_error", "internal error; the daemon's log has the details under request_id "+strconv.Quote(c.id))
+			r.Ctx.Response.Reset()
+			r.Ctx.Response.Header.Set("X-Request-Id", r.ID)
+			stream, err = nil, route.NewError(fasthttp.StatusInternalServerError, "server_error", "internal_error", "internal error; the daemon's log has the details under request_id "+strconv.Quote(r.ID))
 		}
 	}()
-	return s.route(ctx, st, c)
+	return s.serve(r)
 }
 
-func (s *Server) logPanic(c *call, r any) {
+// serve is a request's way through the API; the package doc names its
+// steps.
+func (s *Server) serve(r *route.Request) (route.Stream, error) {
+	rt := s.match(r)
+	if rt == nil {
+		r.Route = "other"
+		return nil, route.NoRoute(string(r.Ctx.Path()))
+	}
+	r.Route = rt.Name
+	if err := allow(r.Ctx, rt.Method); err != nil {
+		return nil, err
+	}
+	h, err := rt.Resolve(r)
+	if err != nil {
+		return nil, err
+	}
+	// The gate goes here (step 5): screening, IP allow list,
+	// authenticate, ACL for r.Model, rate limit. r.Route and r.Model are
+	// known and nothing has run; a refusal is a *route.Error returned
+	// before h.Serve.
+	return h.Serve(r)
+}
+
+// match finds the route for the request's path. The metrics path comes
+// from the config, so it is looked at first.
+func (s *Server) match(r *route.Request) *route.Route {
+	path := string(r.Ctx.Path())
+	if r.State.MetricsPath != "" && path == r.State.MetricsPath {
+		return s.metrics
+	}
+	return s.routes.Match(r, path)
+}
+
+// allow answers 405 unless the request uses method; GET takes HEAD too.
+func allow(ctx *fasthttp.RequestCtx, method string) error {
+	m := string(ctx.Method())
+	if m == method || (method == "GET" && m == "HEAD") {
+		return nil
+	}
+	ctx.Response.Header.Set("Allow", method)
+	return route.NewError(fasthttp.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "use "+method+" for "+route.Quote(string(ctx.Path())))
+}
+
+func (s *Server) logPanic(r *route.Request, p any) {
 	if s.opts.Logger != nil {
-		s.opts.Logger.Error("panic while serving a request", "request_id", c.id, "route", c.route, "model", c.model, "err", fmt.Sprint(r), "stack", string(debug.Stack()))
+		s.opts.Logger.Error("panic while serving a request", "request_id", r.ID, "route", r.Route, "model", r.Model, "err", fmt.Sprint(p), "stack", string(debug.Stack()))
 	}
 }
 
 // finish counts and logs a request once its response is written.
-func (s *Server) finish(st *State, c *call, e observe.Entry) {
-	d := time.Since(c.start)
-	if c.route != "" {
-		s.requests.Observe(c.route, c.model, e.Status, c.reason, d)
+func (s *Server) finish(r *route.Request, e observe.Entry) {
+	d := time.Since(r.Start)
+	if r.Route != "" {
+		s.requests.Observe(r.Route, r.Model, e.Status, r.Reason, d)
 	}
-	if st.AccessLog {
-		e.Route, e.Model, e.Reason, e.Duration, e.Extra = c.route, c.model, c.reason, d, c.extra
+	if r.State.AccessLog {
+		e.Route, e.Model, e.Reason, e.Duration, e.Extra = r.Route, r.Model, r.Reason, d, r.Extra
 		s.access.Log(e)
 	}
 }
@@ -205,13 +247,17 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	defer release()
 	id := s.requestID(ctx)
 	ctx.Response.Header.Set("X-Request-Id", id)
-	var e *Error
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		e = newError(fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large", "request body is larger than server.max_body_bytes")
-	} else {
-		e = newError(fasthttp.StatusBadRequest, "invalid_request_error", "bad_request", "cannot parse the HTTP request: "+err.Error())
+	var e *route.Error
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e = route.NewError(fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large", "request body is larger than server.max_body_bytes")
+	case errors.As(err, &small):
+		e = route.NewError(fasthttp.StatusRequestHeaderFieldsTooLarge, "invalid_request_error", "header_too_large", "the request line and headers are larger than the server reads")
+	default:
+		e = route.NewError(fasthttp.StatusBadRequest, "invalid_request_error", "bad_request", "cannot parse the HTTP request: "+parseError(err))
 	}
-	writeError(ctx, e)
+	route.WriteError(ctx, e)
 	ctx.SetConnectionClose()
 	s.requests.Observe("", "", e.Status, e.Code, 0)
 	// These requests never reach Handler; without this line a client
@@ -224,148 +270,15 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
-func (s *Server) route(ctx *fasthttp.RequestCtx, st *State, c *call) error {
-	path := string(ctx.Path())
-	switch {
-	case st.MetricsPath != "" && path == st.MetricsPath:
-		c.route = "metrics"
-		if err := allow(ctx, "GET"); err != nil {
-			return err
-		}
-		ctx.SetContentType("text/plain; version=0.0.4")
-		metrics.WritePrometheus(ctx, true)
-		return nil
-	case path == "/v2/health/live":
-		c.route = path
-		if err := allow(ctx, "GET"); err != nil {
-			return err
-		}
-		return writeJSON(ctx, 200, map[string]bool{"live": true})
-	case path == "/v2/health/ready":
-		c.route = path
-		if err := allow(ctx, "GET"); err != nil {
-			return err
-		}
-		ready := s.opts.Ready == nil || s.opts.Ready()
-		status := 200
-		if !ready {
-			status = fasthttp.StatusServiceUnavailable
-		}
-		return writeJSON(ctx, status, map[string]bool{"ready": ready})
-	case path == "/v2":
-		c.route = path
-		if err := allow(ctx, "GET"); err != nil {
-			return err
-		}
-		return writeJSON(ctx, 200, map[string]any{"name": "aiassist", "version": s.opts.Version, "extensions": []string{"binary_tensor_data"}})
-	case strings.HasPrefix(path, "/v2/models/"):
-		return s.routeModel(ctx, st, c, strings.TrimPrefix(path, "/v2/models/"))
-	case strings.HasPrefix(path, "/v1/"):
-		return s.routeV1(ctx, st, c, path)
-	}
-	c.route = "other"
-	return newError(fasthttp.StatusNotFound, "not_found_error", "not_found", "no route for "+strconv.Quote(path))
-}
-
-// routeModel serves /v2/models/{name}[/versions/{v}][/ready|/infer].
-func (s *Server) routeModel(ctx *fasthttp.RequestCtx, st *State, c *call, rest string) error {
-	name, action, _ := strings.Cut(rest, "/")
-	if strings.HasPrefix(action, "versions/") {
-		// Every model has the one version "1".
-		parts := strings.SplitN(action, "/", 3)
-		if len(parts) < 2 || parts[1] != "1" {
-			c.route = "/v2/models/{name}/versions"
-			return newError(fasthttp.StatusNotFound, "not_found_error", "version_not_found", "only version \"1\" is served")
-		}
-		action = ""
-		if len(parts) == 3 {
-			action = parts[2]
+// parseError is fasthttp's reason without the request bytes it quotes or
+// appends (`invalid header value "…"`, "buffer size=…, contents: …"):
+// those are the client's headers, which may hold a key.
+func parseError(err error) string {
+	msg := err.Error()
+	for _, cut := range []string{`"`, "buffer size=", "(n="} {
+		if i := strings.Index(msg, cut); i >= 0 {
+			msg = msg[:i]
 		}
 	}
-	m := st.Models[name]
-	if m != nil {
-		c.model = name
-	}
-	switch action {
-	case "":
-		c.route = "/v2/models/{name}"
-		if err := allow(ctx, "GET"); err != nil {
-			return err
-		}
-		if m == nil {
-			return modelNotFound(name)
-		}
-		return writeJSON(ctx, 200, describeModel(m))
-	case "ready":
-		c.route = "/v2/models/{name}/ready"
-		if err := allow(ctx, "GET"); err != nil {
-			return err
-		}
-		if m == nil {
-			return modelNotFound(name)
-		}
-		return writeJSON(ctx, 200, map[string]any{"name": name, "ready": true})
-	case "infer":
-		c.route = "/v2/models/{name}/infer"
-		if err := allow(ctx, "POST"); err != nil {
-			return err
-		}
-		if m == nil {
-			return modelNotFound(name)
-		}
-		return s.infer(ctx, st, m)
-	}
-	c.route = "other"
-	return newError(fasthttp.StatusNotFound, "not_found_error", "not_found", "no route for "+strconv.Quote(string(ctx.Path())))
-}
-
-func (s *Server) infer(ctx *fasthttp.RequestCtx, st *State, m *engine.TensorModel) error {
-	headerLen := -1
-	if h := ctx.Request.Header.Peek(InferenceHeaderLength); len(h) > 0 {
-		n, err := strconv.Atoi(string(h))
-		if err != nil || n < 0 {
-			return badRequest(InferenceHeaderLength + " must be a non-negative integer")
-		}
-		headerLen = n
-	}
-	req, err := decodeInferRequest(ctx.Request.Body(), headerLen)
-	if err != nil {
-		return badRequest(err.Error())
-	}
-	rctx, cancel := context.WithTimeout(context.Background(), st.RequestTimeout)
-	defer cancel()
-	outs, err := m.Infer(rctx, req.Inputs, req.Outputs)
-	if err != nil {
-		return err
-	}
-	body, hl := encodeInferResponse(m.Name(), req.ID, outs, req)
-	if hl >= 0 {
-		ctx.Response.Header.Set(InferenceHeaderLength, strconv.Itoa(hl))
-		ctx.SetContentType("application/octet-stream")
-	} else {
-		ctx.SetContentType("application/json")
-	}
-	ctx.SetBody(body)
-	return nil
-}
-
-func allow(ctx *fasthttp.RequestCtx, method string) error {
-	m := string(ctx.Method())
-	if m == method || (method == "GET" && m == "HEAD") {
-		return nil
-	}
-	ctx.Response.Header.Set("Allow", method)
-	e := newError(fasthttp.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "use "+method+" for "+string(ctx.Path()))
-	return e
-}
-
-func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
-	return nil
+	return strings.TrimRight(msg, " :.,")
 }

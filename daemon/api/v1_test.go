@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/aiassist/aiassist/daemon/api/route"
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/generate"
 )
@@ -31,10 +33,24 @@ import (
 
 const tinyLlama = "tiny-llama"
 
+// The /v1 routes.
+const (
+	routeGenerate    = "/v1/generate"
+	routeCompletions = "/v1/completions"
+	routeChat        = "/v1/chat/completions"
+	routeModels      = "/v1/models"
+)
+
 func loadTinyLlama(t testing.TB, set *metrics.Set) *generate.Model {
 	t.Helper()
+	return loadGenerator(t, tinyLlama, set)
+}
+
+// loadGenerator loads tiny-llama under another name.
+func loadGenerator(t testing.TB, name string, set *metrics.Set) *generate.Model {
+	t.Helper()
 	m, err := generate.Load(rt, generate.Options{
-		Name: tinyLlama, Dir: filepath.Join("..", "..", "examples", "models", "tiny-llama"), MaxSequences: 4, Metrics: set,
+		Name: name, Dir: filepath.Join("..", "..", "examples", "models", "tiny-llama"), MaxSequences: 4, Metrics: set,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +64,7 @@ type v1Server struct {
 	*testServer
 	refs atomic.Int64
 	logs *logLines
+	gate *gate
 }
 
 // logLines collects the access log.
@@ -72,14 +89,26 @@ func (l *logLines) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// wait returns the access log line of the request with id, waiting for it
-// as long as the test may run.
+// wait returns the first log line of the request with id, waiting for
+// it up to testDeadline.
 func (l *logLines) wait(t testing.TB, id string) map[string]any {
 	t.Helper()
+	return l.find(t, func(m map[string]any) bool { return m["request_id"] == id })
+}
+
+// accessLine waits for the access log line of the request with id.
+func (l *logLines) accessLine(t testing.TB, id string) map[string]any {
+	t.Helper()
+	return l.find(t, func(m map[string]any) bool { return m["request_id"] == id && m["msg"] == "request" })
+}
+
+func (l *logLines) find(t testing.TB, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.After(testDeadline)
 	for {
 		l.mu.Lock()
 		for _, m := range l.lines {
-			if m["request_id"] == id {
+			if match(m) {
 				l.mu.Unlock()
 				return m
 			}
@@ -88,17 +117,26 @@ func (l *logLines) wait(t testing.TB, id string) map[string]any {
 		select {
 		case <-l.added:
 		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("no such log line after %s", testDeadline)
 		}
 	}
 }
 
 func serveV1(t testing.TB, st *State, set *metrics.Set) *v1Server {
 	t.Helper()
+	return serveV1With(t, st, set, nil)
+}
+
+// serveV1With lets a test change the Server before it serves, e.g. add a
+// route of its own.
+func serveV1With(t testing.TB, st *State, set *metrics.Set, setup func(*Server)) *v1Server {
+	t.Helper()
 	if st.RequestTimeout == 0 {
 		st.RequestTimeout = time.Minute
 	}
 	st.AccessLog = true
-	vs := &v1Server{logs: &logLines{added: make(chan struct{}, 1)}}
+	vs := &v1Server{logs: &logLines{added: make(chan struct{}, 1)}, gate: newGate()}
 	logger := slog.New(slog.NewJSONHandler(vs.logs, nil))
 	s := New(Options{
 		Acquire: func() (*State, func()) {
@@ -108,21 +146,109 @@ func serveV1(t testing.TB, st *State, set *metrics.Set) *v1Server {
 		},
 		Logger: logger, Metrics: set, Version: "test",
 	})
+	if setup != nil {
+		setup(s)
+	}
 	srv := &fasthttp.Server{Handler: s.Handler, ErrorHandler: s.ErrorHandler, MaxRequestBodySize: maxBody, Logger: quietLogger{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- srv.Serve(gatedListener{ln, vs.gate}) }()
 	tr := &http.Transport{}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		srv.Shutdown()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(testDeadline):
+			t.Errorf("the server did not shut down within %s", testDeadline)
+		}
 	})
-	vs.testServer = &testServer{url: "http://" + ln.Addr().String(), api: s, client: &http.Client{Transport: tr}}
+	// Cleanups run last first: a test that failed with the gate closed
+	// must not keep the server from shutting down.
+	t.Cleanup(vs.gate.open)
+	vs.testServer = &testServer{url: "http://" + ln.Addr().String(), api: s, client: &http.Client{Transport: tr, Timeout: testDeadline}}
 	return vs
+}
+
+// gate holds the server's writes on one connection of a v1Server, as a
+// client that stops reading would. Once armed, the first write that
+// carries an event goes out and closes the gate behind it on that
+// connection; its later writes wait until the test opens the gate, while
+// other connections go on. The stream below them then stops at its next
+// flush, and its generation at its next chunk: the tests hold a stream in
+// the middle without a hook in the server.
+type gate struct {
+	mu      sync.Mutex
+	armed   bool
+	held    *gatedConn
+	opened  chan struct{}
+	once    sync.Once
+	waiting chan struct{} // gets a value when a write waits at the gate
+}
+
+func newGate() *gate {
+	return &gate{opened: make(chan struct{}), waiting: make(chan struct{}, 1)}
+}
+
+func (g *gate) arm() {
+	g.mu.Lock()
+	g.armed = true
+	g.mu.Unlock()
+}
+
+func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }
+
+// wait waits until a write waits at the closed gate.
+func (g *gate) wait(t testing.TB) {
+	t.Helper()
+	select {
+	case <-g.waiting:
+	case <-time.After(testDeadline):
+		t.Fatalf("no write reached the gate within %s", testDeadline)
+	}
+}
+
+func (g *gate) before(c *gatedConn, p []byte) {
+	g.mu.Lock()
+	held := g.held == c
+	if g.held == nil && g.armed && bytes.Contains(p, []byte("data: ")) {
+		g.held = c
+	}
+	g.mu.Unlock()
+	if !held {
+		return
+	}
+	select {
+	case g.waiting <- struct{}{}:
+	default:
+	}
+	<-g.opened
+}
+
+type gatedListener struct {
+	net.Listener
+	g *gate
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &gatedConn{c, l.g}, nil
+}
+
+type gatedConn struct {
+	net.Conn
+	g *gate
+}
+
+func (c *gatedConn) Write(p []byte) (int, error) {
+	c.g.before(c, p)
+	return c.Conn.Write(p)
 }
 
 func tinyState(t testing.TB, set *metrics.Set) (*State, *generate.Model) {
@@ -473,45 +599,73 @@ func TestGenerateErrors(t *testing.T) {
 	}
 }
 
-func TestModelsList(t *testing.T) {
+// TestModelsByProtocol is defect 7: /v1/models lists what the /v1 routes
+// serve, the default model first; the KServe repository index lists the
+// tensor models; each side says where the other's models are served.
+func TestModelsByProtocol(t *testing.T) {
 	st, _ := tinyState(t, nil)
 	st.Models["demo"] = loadModel(t, engine.TensorModelOptions{Name: "demo", Path: demoPath(t), Batching: batching})
+	st.Models["types"] = loadModel(t, engine.TensorModelOptions{Name: "types", Path: typesPath(t)})
+	// The default sorts after another model, and before a third.
+	for _, name := range []string{"alpha", "zulu"} {
+		st.Generators[name] = loadGenerator(t, name, nil)
+	}
 	ts := serveV1(t, st, nil)
-	r := ts.get(t, routeModels)
-	want := `{"object":"list","data":[` +
-		`{"id":"demo","object":"model","created":%[1]d,"owned_by":"aiassist","kind":"tensor"},` +
-		`{"id":"tiny-llama","object":"model","created":%[1]d,"owned_by":"aiassist","kind":"causal-lm","max_model_len":256}]}`
-	if got := string(r.body); r.status != 200 || got != fmt.Sprintf(want, ts.api.started.Unix()) {
-		t.Errorf("GET /v1/models: %d %s", r.status, got)
+	created := ts.api.started.Unix()
+	lm := func(name string) string {
+		return fmt.Sprintf(`{"id":%q,"object":"model","created":%d,"owned_by":"aiassist","kind":"causal-lm","max_model_len":256}`, name, created)
 	}
-	r = ts.get(t, routeModels+"/tiny-llama")
-	if o := unmarshal[modelObject](t, string(r.body)); r.status != 200 || o.ID != tinyLlama || o.Kind != "causal-lm" {
-		t.Errorf("GET /v1/models/tiny-llama: %d %s", r.status, r.body)
+	f := func(method, path, body string, status int, want string) {
+		t.Helper()
+		var b []byte
+		if body != "" {
+			b = []byte(body)
+		}
+		r := ts.do(t, method, path, b, nil)
+		if r.status != status || !strings.Contains(string(r.body), want) {
+			t.Errorf("%s %s %s = %d %s\nwant %d and %s", method, path, body, r.status, r.body, status, want)
+		}
 	}
-	if r := ts.get(t, routeModels+"/nope"); r.status != 404 {
-		t.Errorf("GET /v1/models/nope: %d %s", r.status, r.body)
+	f("GET", routeModels, "", 200, `{"object":"list","data":[`+lm(tinyLlama)+","+lm("alpha")+","+lm("zulu")+"]}")
+	f("GET", routeModels+"/alpha", "", 200, lm("alpha"))
+	f("GET", routeModels+"/demo", "", 404, `model \"demo\" is a tensor model, served on POST /v2/models/demo/infer`)
+	f("GET", routeModels+"/nope", "", 404, `model \"nope\" is not served; GET /v1/models lists the models`)
+	index := `[{"name":"demo","version":"1","state":"READY"},{"name":"types","version":"1","state":"READY"}]`
+	f("POST", "/v2/repository/index", "", 200, index)
+	f("POST", "/v2/repository/index", `{"ready":true}`, 200, index)
+	f("POST", "/v2/repository/index", `{"ready":false}`, 200, index)
+	f("POST", "/v2/repository/index", `{"ready":1}`, 400, `"param":"ready"`)
+	f("POST", "/v2/repository/index", `{"ready":true}]`, 400, "trailing data")
+	f("POST", "/v2/repository/index", `{"model":"x"}`, 400, `unknown field \"model\"`)
+	f("GET", "/v2/repository/index", "", 405, "use POST")
+	for _, path := range []string{"/v2/models/tiny-llama", "/v2/models/tiny-llama/ready", "/v2/models/tiny-llama/versions/1"} {
+		f("GET", path, "", 404, `model \"tiny-llama\" is a causal-lm model, served by POST /v1/chat/completions, /v1/completions and /v1/generate`)
+	}
+	f("POST", "/v2/models/tiny-llama/infer", inferBody(1, `[1,2,3,4]`), 404, "GET /v1/models lists those models")
+	f("POST", "/v2/models/nope/infer", inferBody(1, `[1,2,3,4]`), 404, `model \"nope\" is not served; POST /v2/repository/index lists the tensor models`)
+
+	// Without a default model, the list is sorted.
+	st.DefaultModel = ""
+	f("GET", routeModels, "", 200, `{"object":"list","data":[`+lm("alpha")+","+lm(tinyLlama)+","+lm("zulu")+"]}")
+	// With no causal-lm models the list is empty, not null.
+	ts2 := serveV1(t, &State{Models: st.Models}, nil)
+	if r := ts2.get(t, routeModels); string(r.body) != `{"object":"list","data":[]}` {
+		t.Errorf("GET /v1/models with tensor models only: %s", r.body)
 	}
 }
 
 // TestStreamHoldsState checks that a stream keeps its state until it ends,
-// though fasthttp writes it after the handler has returned.
+// though fasthttp writes it after the handler has returned: the gate holds
+// the stream's second write, when Handler has long returned.
 func TestStreamHoldsState(t *testing.T) {
 	st, _ := tinyState(t, nil)
 	ts := serveV1(t, st, nil)
-	held := make(chan struct{})
-	resume := make(chan struct{})
-	var once sync.Once
-	ts.api.streamHook = func() {
-		once.Do(func() {
-			close(held)
-			<-resume
-		})
-	}
 	type result struct {
 		r   reply
 		err error
 	}
 	done := make(chan result, 1)
+	ts.gate.arm()
 	go func() {
 		resp, err := ts.client.Post(ts.url+routeGenerate, "application/json", strings.NewReader(`{"prompt":"a","max_tokens":30,"stream":true}`))
 		if err != nil {
@@ -522,12 +676,17 @@ func TestStreamHoldsState(t *testing.T) {
 		resp.Body.Close()
 		done <- result{reply{resp.StatusCode, resp.Header, b}, err}
 	}()
-	<-held
+	ts.gate.wait(t)
 	if n := ts.refs.Load(); n != 1 {
 		t.Errorf("%d state references held in the middle of a stream, want 1", n)
 	}
-	close(resume)
-	res := <-done
+	ts.gate.open()
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(testDeadline):
+		t.Fatalf("the stream did not end within %s", testDeadline)
+	}
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
@@ -541,9 +700,7 @@ func TestStreamHoldsState(t *testing.T) {
 		t.Errorf("access log %v", line)
 	}
 	// The reference goes right after the log line.
-	for ts.refs.Load() != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the stream's state reference to go", func() bool { return ts.refs.Load() == 0 })
 }
 
 // TestClientDisconnectStopsGeneration closes the connection in the middle
@@ -552,16 +709,15 @@ func TestClientDisconnectStopsGeneration(t *testing.T) {
 	set := metrics.NewSet()
 	st, _ := tinyState(t, set)
 	ts := serveV1(t, st, metrics.NewSet())
-	closed := make(chan struct{})
-	var once sync.Once
-	// The stream waits after its first chunk until the client is gone, so
-	// the generation cannot finish first.
-	ts.api.streamHook = func() { once.Do(func() { <-closed }) }
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn.SetDeadline(time.Now().Add(testDeadline))
+	// The server's writes after the first event wait until the client is
+	// gone, so the generation cannot finish first.
+	ts.gate.arm()
 	body := `{"prompt":"Tell me a long story","max_tokens":240,"stream":true}`
 	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nX-Request-Id: gone-1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", routeGenerate, len(body), body)
 	br := bufio.NewReader(conn)
@@ -573,14 +729,12 @@ func TestClientDisconnectStopsGeneration(t *testing.T) {
 	if err != nil || !strings.HasPrefix(line, "data: ") {
 		t.Fatalf("first line %q, %v", line, err)
 	}
-	if active := gauge(t, set, `aiassist_sequences_active{model="tiny-llama"}`); active != 1 {
-		t.Errorf("sequences active during the stream: %v, want 1", active)
-	}
+	ts.gate.wait(t)
 	// Reset rather than close politely, so that the server's next write
 	// fails at once.
 	conn.(*net.TCPConn).SetLinger(0)
 	conn.Close()
-	close(closed)
+	ts.gate.open()
 
 	log := ts.logs.wait(t, "gone-1")
 	if log["error"] != "client_disconnected" || log["status"] != 200.0 {
@@ -591,12 +745,8 @@ func TestClientDisconnectStopsGeneration(t *testing.T) {
 		t.Errorf("%v tokens generated for a client that left after the first; want it stopped early", log["completion_tokens"])
 	}
 	// The slot is given back once the lane drops the sequence.
-	for gauge(t, set, `aiassist_sequences_active{model="tiny-llama"}`) != 0 {
-		time.Sleep(time.Millisecond)
-	}
-	for ts.refs.Load() != 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the sequence to leave", func() bool { return gauge(t, set, `aiassist_sequences_active{model="tiny-llama"}`) == 0 })
+	waitFor(t, "the state reference to go", func() bool { return ts.refs.Load() == 0 })
 }
 
 // gauge reads one series from set.
@@ -670,28 +820,104 @@ func TestGenerateDeadline(t *testing.T) {
 	}
 }
 
+// TestGenerateQueueFull holds a stream of a model that runs one
+// generation and queues none: the next request is refused with 503 and a
+// message that names the setting to raise.
+func TestGenerateQueueFull(t *testing.T) {
+	m, err := generate.Load(rt, generate.Options{Name: "one", Dir: filepath.Join("..", "..", "examples", "models", "tiny-llama"), MaxSequences: 1, MaxQueue: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	ts := serveV1(t, &State{Generators: map[string]*generate.Model{"one": m}, DefaultModel: "one"}, nil)
+	done := make(chan reply, 1)
+	ts.gate.arm()
+	go func() {
+		resp, err := ts.client.Post(ts.url+routeGenerate, "application/json", strings.NewReader(`{"prompt":"a","max_tokens":200,"stream":true}`))
+		if err != nil {
+			done <- reply{status: -1, body: []byte(err.Error())}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- reply{resp.StatusCode, resp.Header, b}
+	}()
+	// The held stream keeps its generation, and its slot, until it is
+	// written.
+	ts.gate.wait(t)
+	for _, stream := range []bool{false, true} {
+		r := ts.post(t, routeChat, fmt.Sprintf(`{"messages":[{"role":"user","content":"a"}],"stream":%v}`, stream))
+		checkError(t, r, 503, "overloaded_error", "queue_full", `model "one": queue is full (max_queue 0, 1 generations running (max_sequences) and 0 waiting); retry later, or raise max_queue`)
+		if got := r.header.Get("Retry-After"); got != "1" {
+			t.Errorf("Retry-After %q, want 1", got)
+		}
+	}
+	ts.gate.open()
+	select {
+	case r := <-done:
+		if evs := events(t, r); evs[len(evs)-1] != "[DONE]" {
+			t.Errorf("the held stream ended with %s", evs[len(evs)-1])
+		}
+	case <-time.After(testDeadline):
+		t.Fatalf("the held stream did not end within %s", testDeadline)
+	}
+}
+
 // TestStreamErrorEvent makes a stream outlast its deadline after its first
-// chunk: the status is sent already, so the error is the last event.
+// chunk: the status is sent already, so the error is the last event. The
+// gate holds the stream past the deadline.
 func TestStreamErrorEvent(t *testing.T) {
 	st, _ := tinyState(t, nil)
 	st.RequestTimeout = time.Second
 	ts := serveV1(t, st, nil)
-	var once sync.Once
-	ts.api.streamHook = func() { once.Do(func() { time.Sleep(st.RequestTimeout) }) }
-	r := ts.do(t, "POST", routeChat, []byte(`{"messages":[{"role":"user","content":"a"}],"max_tokens":200,"stream":true}`), map[string]string{"X-Request-Id": "late-1"})
+	done := make(chan reply, 1)
+	ts.gate.arm()
+	go func() {
+		req, _ := http.NewRequest("POST", ts.url+routeChat, strings.NewReader(`{"messages":[{"role":"user","content":"a"}],"max_tokens":200,"stream":true}`))
+		req.Header.Set("X-Request-Id", "late-1")
+		resp, err := ts.client.Do(req)
+		if err != nil {
+			done <- reply{status: -1, body: []byte(err.Error())}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- reply{resp.StatusCode, resp.Header, b}
+	}()
+	ts.gate.wait(t)
+	// The generation started before the gate held, so its deadline has
+	// passed after this long. The lane may have decoded every token by
+	// then, but the stream has not sent them: the rest is refused.
+	time.Sleep(st.RequestTimeout)
+	ts.gate.open()
+	var r reply
+	select {
+	case r = <-done:
+	case <-time.After(testDeadline):
+		t.Fatalf("the stream did not end within %s", testDeadline)
+	}
 	evs := events(t, r)
 	var last struct {
 		Error map[string]string `json:"error"`
 	}
-	if err := json.Unmarshal([]byte(evs[len(evs)-1]), &last); err != nil || last.Error["code"] != "deadline_exceeded" || last.Error["type"] != "timeout_error" {
+	if err := json.Unmarshal([]byte(evs[len(evs)-1]), &last); err != nil || last.Error["code"] != "deadline_exceeded" || last.Error["type"] != "timeout_error" ||
+		!strings.Contains(last.Error["message"], "server.request_timeout (1s)") {
 		t.Fatalf("last event %s, want a deadline_exceeded error", evs[len(evs)-1])
 	}
 	if len(evs) < 3 {
 		t.Errorf("events %q: want the role and some text before the error", evs)
 	}
-	if line := ts.logs.wait(t, "late-1"); line["error"] != "deadline_exceeded" || line["status"] != 200.0 {
+	if line := ts.logs.accessLine(t, "late-1"); line["error"] != "deadline_exceeded" || line["status"] != 200.0 {
 		t.Errorf("access log %v", line)
 	}
+}
+
+// panicStream is a stream with a bug.
+type panicStream struct{}
+
+func (panicStream) Write(w *route.SSE) {
+	w.Event(map[string]string{"text": "before"})
+	panic("stream bug")
 }
 
 // TestPanicAnswers500 makes a handler and a stream panic: fasthttp recovers
@@ -702,7 +928,15 @@ func TestPanicAnswers500(t *testing.T) {
 	st, _ := tinyState(t, nil)
 	// A model with no chat config panics in ApplyChatTemplate.
 	st.Generators["broken"] = &generate.Model{}
-	ts := serveV1(t, st, nil)
+	// No route panics in its stream, so the test adds one.
+	ts := serveV1With(t, st, nil, func(s *Server) {
+		s.routes.Add(&route.Route{Name: "/test/panic-stream", Method: "POST", Resolve: func(*route.Request) (route.Handler, error) {
+			return route.HandlerFunc(func(r *route.Request) (route.Stream, error) {
+				r.Ctx.SetContentType("text/event-stream")
+				return panicStream{}, nil
+			}), nil
+		}})
+	})
 
 	r := ts.do(t, "POST", routeChat, []byte(`{"model":"broken","messages":[{"role":"user","content":"a"}]}`), map[string]string{"X-Request-Id": "panic-1"})
 	checkError(t, r, 500, "server_error", "internal_error", "internal error")
@@ -712,45 +946,23 @@ func TestPanicAnswers500(t *testing.T) {
 	if line := ts.logs.wait(t, "panic-1"); line["msg"] != "panic while serving a request" || line["stack"] == nil {
 		t.Errorf("first log line %v, want the panic with its stack", line)
 	}
-	if line := accessLine(t, ts.logs, "panic-1"); line["status"] != 500.0 || line["error"] != "internal_error" {
+	if line := ts.logs.accessLine(t, "panic-1"); line["status"] != 500.0 || line["error"] != "internal_error" {
 		t.Errorf("access log %v", line)
 	}
 
-	ts.api.streamHook = func() { panic("stream hook") }
-	resp, err := ts.client.Post(ts.url+routeGenerate, "application/json", strings.NewReader(`{"prompt":"a","max_tokens":5,"stream":true}`))
-	if err != nil {
-		t.Fatal(err)
+	r = ts.do(t, "POST", "/test/panic-stream", []byte("{}"), map[string]string{"X-Request-Id": "panic-2"})
+	if r.status != 200 || !strings.Contains(string(r.body), "before") {
+		t.Errorf("panicking stream: %d %s", r.status, r.body)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if line := accessLine(t, ts.logs, resp.Header.Get("X-Request-Id")); line["error"] != "internal_error" {
+	if line := ts.logs.wait(t, "panic-2"); line["msg"] != "panic while serving a request" || line["err"] != "stream bug" {
+		t.Errorf("first log line %v, want the stream's panic", line)
+	}
+	if line := ts.logs.accessLine(t, "panic-2"); line["error"] != "internal_error" || line["route"] != "/test/panic-stream" {
 		t.Errorf("access log of the stream %v", line)
 	}
-	ts.api.streamHook = nil
 
 	if r := ts.post(t, routeGenerate, `{"prompt":"a","max_tokens":2}`); r.status != 200 {
 		t.Errorf("after the panics: %d %s", r.status, r.body)
 	}
-	for ts.refs.Load() != 0 {
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// accessLine waits for the access log line of the request with id.
-func accessLine(t testing.TB, l *logLines, id string) map[string]any {
-	t.Helper()
-	for {
-		l.mu.Lock()
-		for _, m := range l.lines {
-			if m["request_id"] == id && m["msg"] == "request" {
-				l.mu.Unlock()
-				return m
-			}
-		}
-		l.mu.Unlock()
-		select {
-		case <-l.added:
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	waitFor(t, "every state reference to go", func() bool { return ts.refs.Load() == 0 })
 }

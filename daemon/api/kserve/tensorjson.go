@@ -1,4 +1,4 @@
-package api
+package kserve
 
 import (
 	"encoding/binary"
@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/aiassist/aiassist/daemon/api/route"
 	"github.com/aiassist/aiassist/engine"
 )
 
@@ -134,10 +135,10 @@ func appendElement(out []byte, dt engine.DataType, tok []byte) ([]byte, error) {
 		case "false", "0":
 			return append(out, 0), nil
 		}
-		return nil, fmt.Errorf("%q is not a BOOL (true, false, 1 or 0)", s)
+		return nil, fmt.Errorf("%s is not a BOOL (true, false, 1 or 0)", route.Quote(s))
 	case engine.FP32, engine.FP64:
 		if len(s) > 0 && (s[0] == 'N' || s[0] == 'I' || s[0] == 'i' || s[0] == 'n' || s[0] == '+' || (s[0] == '-' && len(s) > 1 && (s[1] == 'I' || s[1] == 'i'))) {
-			return nil, fmt.Errorf("%q is not a JSON number", s)
+			return nil, fmt.Errorf("%s is not a JSON number", route.Quote(s))
 		}
 		bits := 64
 		if dt == engine.FP32 {
@@ -145,7 +146,7 @@ func appendElement(out []byte, dt engine.DataType, tok []byte) ([]byte, error) {
 		}
 		f, err := strconv.ParseFloat(s, bits)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a %s number", s, dt)
+			return nil, fmt.Errorf("%s is not a %s number", route.Quote(s), dt)
 		}
 		if dt == engine.FP32 {
 			return le.AppendUint32(out, math.Float32bits(float32(f))), nil
@@ -157,13 +158,13 @@ func appendElement(out []byte, dt engine.DataType, tok []byte) ([]byte, error) {
 	case engine.Uint8, engine.Uint16, engine.Uint32, engine.Uint64:
 		v, err := strconv.ParseUint(s, 10, bits)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a %s", s, dt)
+			return nil, fmt.Errorf("%s is not a %s", route.Quote(s), dt)
 		}
 		return appendUint(out, v, dt.Size()), nil
 	default:
 		v, err := strconv.ParseInt(s, 10, bits)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a %s", s, dt)
+			return nil, fmt.Errorf("%s is not a %s", route.Quote(s), dt)
 		}
 		return appendUint(out, uint64(v), dt.Size()), nil
 	}

@@ -1,10 +1,12 @@
-package api
+package openai
 
 import (
 	"encoding/json"
 	"errors"
 	"math"
 	"testing"
+
+	"github.com/aiassist/aiassist/daemon/api/route"
 )
 
 // The seeds of these fuzz tests are in testdata/fuzz/<name>/, beside the
@@ -89,9 +91,12 @@ func FuzzDecodeChatRequest(f *testing.F) {
 func checkDecoded(t *testing.T, body []byte, r *textRequest, err error) {
 	t.Helper()
 	if err != nil {
-		var e *Error
+		var e *route.Error
 		if r != nil || !errors.As(err, &e) || e.Status != 400 || e.Message == "" || e.Type != "invalid_request_error" {
 			t.Fatalf("%s: %v (%T), request %+v", body, err, err, r)
+		}
+		if len(e.Message) > 1024 || len(e.Param) > route.MaxEcho+len("…") {
+			t.Fatalf("a message of %d bytes, param of %d: %.200s", len(e.Message), len(e.Param), e.Message)
 		}
 		return
 	}

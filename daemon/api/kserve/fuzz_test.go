@@ -1,4 +1,4 @@
-package api
+package kserve
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/aiassist/aiassist/daemon/api/route"
 	"github.com/aiassist/aiassist/engine"
 )
 
@@ -16,16 +17,21 @@ import (
 // accepts must be tensors whose data fits their shape.
 func FuzzDecodeInferRequest(f *testing.F) {
 	f.Add([]byte(`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`), -1)
-	f.Add([]byte(typesRequest), -1)
-	for _, in := range typesBinary {
-		header := `{"inputs":[{"name":"` + in.name + `","shape":[2,2],"datatype":"` + in.datatype + `","parameters":{"binary_data_size":` + itoa(len(in.data)) + `}}],"parameters":{"binary_data_output":true}}`
-		f.Add(append([]byte(header), in.data...), len(header))
-	}
+	f.Add([]byte(`{"inputs":[{"name":"f32","shape":[2,2],"datatype":"FP32","data":[[1.5,-3],[0.25,1e3]]},{"name":"flag","shape":[2,2],"datatype":"BOOL","data":[[true,false],[1,0]]}]}`), -1)
+	f.Add([]byte(`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}]`), -1)
+	header := `{"inputs":[{"name":"i32","shape":[2,2],"datatype":"INT32","parameters":{"binary_data_size":16}}],"parameters":{"binary_data_output":true}}`
+	f.Add(append([]byte(header), make([]byte, 16)...), len(header))
 	f.Fuzz(func(t *testing.T, body []byte, headerLen int) {
 		req, err := decodeInferRequest(body, headerLen)
 		if err != nil {
-			if req != nil {
-				t.Fatal("a request along with an error")
+			var e *route.Error
+			if req != nil || !errors.As(err, &e) || e.Status != 400 {
+				t.Fatalf("%v (%T) along with request %v", err, err, req)
+			}
+			// Request values in the message are capped; the message
+			// stays short whatever the body holds.
+			if len(e.Message) > 1024 || len(e.Param) > route.MaxEcho+len("…") {
+				t.Fatalf("a message of %d bytes, param of %d: %.200s", len(e.Message), len(e.Param), e.Message)
 			}
 			return
 		}
@@ -45,11 +51,6 @@ func FuzzDecodeInferRequest(f *testing.F) {
 			}
 		}
 	})
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 // dataTypes are the datatypes FuzzDecodeData picks from.

@@ -1,17 +1,13 @@
-package api
+package kserve
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
 
+	"github.com/aiassist/aiassist/daemon/api/route"
 	"github.com/aiassist/aiassist/engine"
 )
-
-// InferenceHeaderLength is the KServe binary tensor extension's header: the
-// body starts with this many bytes of JSON, then raw tensor data follows.
-const InferenceHeaderLength = "Inference-Header-Content-Length"
 
 type inferInput struct {
 	Name       string          `json:"name"`
@@ -35,12 +31,11 @@ type inferRequest struct {
 
 // decodedRequest is a v2 inference request ready for the engine.
 type decodedRequest struct {
-	ID         string
-	Inputs     []engine.Tensor
-	Outputs    []string
-	BinaryOut  map[string]bool // outputs to send as binary data
-	AllBinary  bool
-	HasOutputs bool
+	ID        string
+	Inputs    []engine.Tensor
+	Outputs   []string
+	BinaryOut map[string]bool // outputs to send as binary data
+	AllBinary bool
 }
 
 // maxTensorElements bounds a single tensor so that a tiny request cannot
@@ -49,24 +44,30 @@ const maxTensorElements = 1 << 28
 
 // decodeInferRequest parses a KServe v2 REST inference body. headerLen is
 // the Inference-Header-Content-Length value, or -1 when the body is plain
-// JSON.
+// JSON. Errors are 400 *route.Error values; request values in them are
+// capped with route.Echo.
 func decodeInferRequest(body []byte, headerLen int) (*decodedRequest, error) {
 	header, binary := body, []byte(nil)
 	if headerLen >= 0 {
 		if headerLen > len(body) {
-			return nil, fmt.Errorf("%s is %d but the body has %d bytes", InferenceHeaderLength, headerLen, len(body))
+			return nil, route.BadRequest(fmt.Sprintf("%s is %d but the body has %d bytes", InferenceHeaderLength, headerLen, len(body)))
 		}
 		header, binary = body[:headerLen], body[headerLen:]
 	}
 	var req inferRequest
-	dec := json.NewDecoder(bytes.NewReader(header))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return nil, fmt.Errorf("invalid inference request JSON: %v", err)
+	if err := route.Decode(header, &req); err != nil {
+		return nil, err
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("invalid inference request JSON: trailing data after the object")
+	out, err := req.check(binary)
+	if err != nil {
+		return nil, route.BadRequest(err.Error())
 	}
+	return out, nil
+}
+
+// check turns the decoded JSON, with the binary data after it, into
+// tensors whose data fits their shape.
+func (req *inferRequest) check(binary []byte) (*decodedRequest, error) {
 	if len(req.Inputs) == 0 {
 		return nil, fmt.Errorf("request has no inputs")
 	}
@@ -77,46 +78,47 @@ func decodeInferRequest(body []byte, headerLen int) (*decodedRequest, error) {
 		if in.Name == "" {
 			return nil, fmt.Errorf("inputs[%d] has no name", i)
 		}
+		name := route.Quote(in.Name)
 		if seen[in.Name] {
-			return nil, fmt.Errorf("input %q is given twice", in.Name)
+			return nil, fmt.Errorf("input %s is given twice", name)
 		}
 		seen[in.Name] = true
 		dt, ok := engine.ParseDataType(in.Datatype)
 		if !ok {
-			return nil, fmt.Errorf("input %q: unsupported datatype %q (BOOL, UINT8..UINT64, INT8..INT64, FP32, FP64)", in.Name, in.Datatype)
+			return nil, fmt.Errorf("input %s: unsupported datatype %s (BOOL, UINT8..UINT64, INT8..INT64, FP32, FP64)", name, route.Quote(in.Datatype))
 		}
 		n := int64(1)
 		for _, d := range in.Shape {
 			if d < 0 {
-				return nil, fmt.Errorf("input %q: shape %v has a negative dimension", in.Name, in.Shape)
+				return nil, fmt.Errorf("input %s: shape %s has a negative dimension", name, shapeText(in.Shape))
 			}
 			if d != 0 && n > maxTensorElements/d {
-				return nil, fmt.Errorf("input %q: shape %v has more than %d elements", in.Name, in.Shape, maxTensorElements)
+				return nil, fmt.Errorf("input %s: shape %s has more than %d elements", name, shapeText(in.Shape), maxTensorElements)
 			}
 			n *= d
 		}
 		if in.Shape == nil {
-			return nil, fmt.Errorf("input %q has no shape", in.Name)
+			return nil, fmt.Errorf("input %s has no shape", name)
 		}
 		t := engine.Tensor{Name: in.Name, DataType: dt, Shape: in.Shape}
 		if size, ok := intParam(in.Parameters, "binary_data_size"); ok {
 			if len(in.Data) > 0 {
-				return nil, fmt.Errorf("input %q has both data and binary_data_size", in.Name)
+				return nil, fmt.Errorf("input %s has both data and binary_data_size", name)
 			}
 			if size != n*int64(dt.Size()) {
-				return nil, fmt.Errorf("input %q: binary_data_size %d does not match shape %v of %s (%d bytes)", in.Name, size, in.Shape, dt, n*int64(dt.Size()))
+				return nil, fmt.Errorf("input %s: binary_data_size %d does not match shape %s of %s (%d bytes)", name, size, shapeText(in.Shape), dt, n*int64(dt.Size()))
 			}
 			if size > int64(len(binary)) {
-				return nil, fmt.Errorf("input %q: binary_data_size %d is more than the %d bytes left in the body", in.Name, size, len(binary))
+				return nil, fmt.Errorf("input %s: binary_data_size %d is more than the %d bytes left in the body", name, size, len(binary))
 			}
 			t.Data, binary = binary[:size], binary[size:]
 		} else {
 			if len(in.Data) == 0 {
-				return nil, fmt.Errorf("input %q has no data", in.Name)
+				return nil, fmt.Errorf("input %s has no data", name)
 			}
 			data, err := decodeData(in.Data, dt, n)
 			if err != nil {
-				return nil, fmt.Errorf("input %q: %v", in.Name, err)
+				return nil, fmt.Errorf("input %s: %v", name, err)
 			}
 			t.Data = data
 		}
@@ -135,6 +137,22 @@ func decodeInferRequest(body []byte, headerLen int) (*decodedRequest, error) {
 		}
 	}
 	return out, nil
+}
+
+// shapeText is a request's shape for a message, as route.Echo would cut
+// it, without formatting more dimensions than it keeps.
+func shapeText(shape []int64) string {
+	b := []byte{'['}
+	for i, d := range shape {
+		if len(b) > route.MaxEcho {
+			break
+		}
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	return route.Echo(string(append(b, ']')))
 }
 
 func boolParam(p map[string]any, name string) bool {
@@ -208,29 +226,4 @@ func encodeInferResponse(model, id string, outs []engine.Tensor, req *decodedReq
 func appendString(b []byte, s string) []byte {
 	q, _ := json.Marshal(s)
 	return append(b, q...)
-}
-
-type tensorMetadata struct {
-	Name     string  `json:"name"`
-	Datatype string  `json:"datatype"`
-	Shape    []int64 `json:"shape"`
-}
-
-type modelMetadata struct {
-	Name     string           `json:"name"`
-	Versions []string         `json:"versions"`
-	Platform string           `json:"platform"`
-	Inputs   []tensorMetadata `json:"inputs"`
-	Outputs  []tensorMetadata `json:"outputs"`
-}
-
-func describeModel(m *engine.TensorModel) modelMetadata {
-	conv := func(infos []engine.IOInfo) []tensorMetadata {
-		out := make([]tensorMetadata, len(infos))
-		for i, in := range infos {
-			out[i] = tensorMetadata{Name: in.Name, Datatype: string(in.DataType), Shape: in.Shape}
-		}
-		return out
-	}
-	return modelMetadata{Name: m.Name(), Versions: []string{"1"}, Platform: "onnxruntime_onnx", Inputs: conv(m.Inputs()), Outputs: conv(m.Outputs())}
 }

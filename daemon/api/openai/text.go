@@ -1,0 +1,312 @@
+// Package openai serves the /v1 routes for causal-lm models: the
+// OpenAI-compatible /v1/completions, /v1/chat/completions and /v1/models,
+// and the seed API's /v1/generate, answered at once or streamed as
+// server-sent events. Each generation route is a dialect: how its body is
+// read and how its answer is shaped; the way a request goes is the same
+// for all three.
+package openai
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/aiassist/aiassist/daemon/api/route"
+	"github.com/aiassist/aiassist/engine/generate"
+)
+
+// streamBuffer is how many chunks a generation may run ahead of a stream
+// that is slow to write them.
+const streamBuffer = 8
+
+// Routes are the /v1 routes. created is the "created" time of the listed
+// models.
+func Routes(created time.Time) []*route.Route {
+	var routes []*route.Route
+	for _, d := range []dialect{seedGenerate{}, completions{}, chat{}} {
+		routes = append(routes, &route.Route{Name: d.path(), Method: "POST", Resolve: func(r *route.Request) (route.Handler, error) {
+			return resolveText(d, r)
+		}})
+	}
+	models := modelRoutes{created: created.Unix()}
+	return append(routes,
+		&route.Route{Name: "/v1/models", Method: "GET", Resolve: models.resolveList},
+		&route.Route{Name: "/v1/models/{name}", Method: "GET", Paths: []string{"/v1/models/{name...}"}, Resolve: models.resolveOne},
+	)
+}
+
+// resolveText reads a generation request and picks its model; nothing
+// runs yet.
+func resolveText(d dialect, r *route.Request) (route.Handler, error) {
+	req, err := d.decode(r.Ctx.Request.Body())
+	if err != nil {
+		return nil, err
+	}
+	name, m, err := generator(r.State, req.Model)
+	if err != nil {
+		return nil, err
+	}
+	r.Model = name
+	return &textCall{d: d, req: req, m: m}, nil
+}
+
+// generator returns the model a request names, or the default one.
+func generator(st *route.State, name string) (string, *generate.Model, error) {
+	if name == "" {
+		if st.DefaultModel == "" {
+			return "", nil, route.ParamError("model", `the request names no model and none is the default; send "model" (GET /v1/models lists them) or set default_model in the config`)
+		}
+		name = st.DefaultModel
+	}
+	if m := st.Generators[name]; m != nil {
+		return name, m, nil
+	}
+	if st.Models[name] != nil {
+		// A served name is a config name, short and plain.
+		return "", nil, route.ParamError("model", fmt.Sprintf("model %q is a tensor model, which does not generate text; it is served on POST /v2/models/%s/infer", name, name))
+	}
+	e := route.ModelNotFound(name, "GET /v1/models lists the models")
+	e.Param = "model"
+	return "", nil, e
+}
+
+// textCall is one generation request, decoded, with its model.
+type textCall struct {
+	d   dialect
+	req *textRequest
+	m   *generate.Model
+}
+
+// Serve runs the generation: answered at once, or started and handed to
+// the server as a stream.
+func (c *textCall) Serve(r *route.Request) (route.Stream, error) {
+	st := r.State
+	p := c.req.Params
+	p.Prompt = c.req.Prompt
+	if c.req.Messages != nil {
+		var err error
+		if p.Prompt, err = c.m.ApplyChatTemplate(c.req.Messages, true); err != nil {
+			return nil, err
+		}
+	}
+	if p.MaxTokens == 0 {
+		// Generate caps it to what the prompt leaves of the context.
+		p.MaxTokens = c.m.ContextLength()
+	}
+	a := &answer{id: r.ID, model: r.Model, created: time.Now().Unix(), start: r.Start, includeUsage: c.req.IncludeUsage}
+	log := &genLog{r: r, prompt: p.Prompt}
+
+	if !c.req.Stream {
+		gctx, cancel := context.WithTimeout(context.Background(), st.RequestTimeout)
+		defer cancel()
+		res, err := c.m.Generate(gctx, p, nil)
+		log.result(res, res.Text)
+		if err != nil {
+			return nil, err
+		}
+		return nil, route.WriteJSON(r.Ctx, 200, c.d.response(a, res))
+	}
+
+	g := startGeneration(c.m, p, st.RequestTimeout)
+	// Wait for the first text, so that a request refused by the model (a
+	// prompt too long, a full queue) gets its HTTP status rather than an
+	// error inside a 200 stream.
+	first, ok := <-g.chunks
+	if !ok && g.err != nil {
+		g.cancel()
+		log.result(g.res, "")
+		return nil, g.err
+	}
+	ctx := r.Ctx
+	ctx.SetStatusCode(200)
+	ctx.SetContentType("text/event-stream")
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	// Proxies such as nginx would otherwise hold the chunks back.
+	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	return &textStream{r: r, d: c.d, a: a, g: g, first: first, hasFirst: ok, log: log}, nil
+}
+
+// textStream writes a running generation as events.
+type textStream struct {
+	r        *route.Request
+	d        dialect
+	a        *answer
+	g        *generation
+	first    string
+	hasFirst bool
+	log      *genLog
+}
+
+func (s *textStream) Write(w *route.SSE) {
+	defer s.g.cancel()
+	var sent strings.Builder
+	send := func(text string) {
+		if s.r.State.LogPrompts {
+			sent.WriteString(text)
+		}
+		w.Event(s.d.chunk(s.a, text))
+	}
+	for _, ev := range s.d.start(s.a) {
+		w.Event(ev)
+	}
+	if s.hasFirst {
+		send(s.first)
+	}
+	for text := range s.g.chunks {
+		if w.Err() != nil {
+			// The client is gone: stop the generation, then let it
+			// wind down.
+			s.g.cancel()
+			continue
+		}
+		send(text)
+	}
+	s.log.result(s.g.res, sent.String())
+	switch {
+	case w.Err() != nil:
+		s.r.Reason = "client_disconnected"
+	case s.g.err != nil:
+		e := route.ErrorFrom(s.g.err, s.r.State)
+		s.r.Reason = e.Code
+		w.Error(e)
+	default:
+		for _, ev := range s.d.end(s.a, s.g.res) {
+			w.Event(ev)
+		}
+		w.Done()
+	}
+}
+
+// generation is a generation running for a stream. chunks is closed when
+// Generate has returned; res and err are set before.
+type generation struct {
+	chunks chan string
+	res    generate.Result
+	err    error
+	cancel context.CancelFunc
+}
+
+func startGeneration(m *generate.Model, p generate.Request, timeout time.Duration) *generation {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	g := &generation{chunks: make(chan string, streamBuffer), cancel: cancel}
+	go func() {
+		defer close(g.chunks)
+		// This goroutine is not the handler's: without this a panic in
+		// tokenizing or decoding would end the process.
+		defer func() {
+			if r := recover(); r != nil {
+				g.err = fmt.Errorf("internal error in the generation: %v", r)
+			}
+		}()
+		g.res, g.err = m.Generate(ctx, p, func(ch generate.Chunk) error {
+			// The lane decodes ahead of a slow stream: once the
+			// deadline has passed, what it made is not sent.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			select {
+			case g.chunks <- ch.Text:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	return g
+}
+
+// genLog puts what a generation did into the request's access log line.
+type genLog struct {
+	r      *route.Request
+	prompt string
+}
+
+func (l *genLog) result(res generate.Result, text string) {
+	l.r.Extra = append(l.r.Extra,
+		slog.Int("prompt_tokens", res.PromptTokens),
+		slog.Int("completion_tokens", res.CompletionTokens),
+		slog.String("finish_reason", res.FinishReason),
+		slog.Float64("ttft_seconds", res.TimeToFirstToken.Seconds()),
+	)
+	// The seed's Logstash config renames these to user_query and
+	// model_answer; they are personal data, so only when asked.
+	if l.r.State.LogPrompts {
+		l.r.Extra = append(l.r.Extra, slog.String("prompt", l.prompt), slog.String("response", text))
+	}
+}
+
+// modelRoutes serve the model list: the causal-lm models, which are what
+// the /v1 routes serve. Tensor models are listed by the KServe repository
+// index, so an OpenAI client that offers every listed model for chat never
+// offers one that cannot chat.
+type modelRoutes struct{ created int64 }
+
+type modelList struct {
+	Object string        `json:"object"`
+	Data   []modelObject `json:"data"`
+}
+
+type modelObject struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+	// Kind is "causal-lm", the one kind the /v1 routes serve.
+	Kind string `json:"kind"`
+	// MaxModelLen is the model's context length, as vLLM reports it.
+	MaxModelLen int `json:"max_model_len,omitempty"`
+}
+
+func (mr modelRoutes) object(name string, m *generate.Model) modelObject {
+	return modelObject{ID: name, Object: "model", Created: mr.created, OwnedBy: "aiassist", Kind: "causal-lm", MaxModelLen: m.ContextLength()}
+}
+
+// resolveList serves GET /v1/models: the default model first, as the
+// one clients should pick, then the rest by name.
+func (mr modelRoutes) resolveList(*route.Request) (route.Handler, error) {
+	return route.HandlerFunc(func(r *route.Request) (route.Stream, error) {
+		st := r.State
+		list := modelList{Object: "list", Data: make([]modelObject, 0, len(st.Generators))}
+		for _, name := range sortedNames(st.Generators) {
+			if name != st.DefaultModel {
+				list.Data = append(list.Data, mr.object(name, st.Generators[name]))
+			}
+		}
+		if m := st.Generators[st.DefaultModel]; m != nil {
+			list.Data = append([]modelObject{mr.object(st.DefaultModel, m)}, list.Data...)
+		}
+		return nil, route.WriteJSON(r.Ctx, 200, list)
+	}), nil
+}
+
+// resolveOne serves GET /v1/models/{name}.
+func (mr modelRoutes) resolveOne(r *route.Request) (route.Handler, error) {
+	name := r.Param("name")
+	m := r.State.Generators[name]
+	switch {
+	case m == nil && r.State.Models[name] != nil:
+		r.Model = name
+		return nil, route.NewError(fasthttp.StatusNotFound, "not_found_error", "model_not_found",
+			fmt.Sprintf("model %q is a tensor model, served on POST /v2/models/%s/infer, not by the /v1 routes; POST /v2/repository/index lists the tensor models", name, name))
+	case m == nil:
+		return nil, route.ModelNotFound(name, "GET /v1/models lists the models")
+	}
+	r.Model = name
+	return route.HandlerFunc(func(r *route.Request) (route.Stream, error) {
+		return nil, route.WriteJSON(r.Ctx, 200, mr.object(name, m))
+	}), nil
+}
+
+func sortedNames(m map[string]*generate.Model) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}

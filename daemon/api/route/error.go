@@ -1,0 +1,126 @@
+package route
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/aiassist/aiassist/engine"
+)
+
+// Error is the one error type that carries an HTTP status. Routes return
+// it; everything else is mapped by ErrorFrom at the edge.
+type Error struct {
+	Status  int
+	Type    string // OpenAI-style error type
+	Code    string // short machine-readable reason, also the metric label
+	Message string
+	// Param names the request field at fault, as OpenAI's errors do; ""
+	// leaves it out.
+	Param string
+	// RetryAfter, in seconds, is sent as Retry-After when positive.
+	RetryAfter int
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// NewError returns an Error.
+func NewError(status int, typ, code, msg string) *Error {
+	return &Error{Status: status, Type: typ, Code: code, Message: msg}
+}
+
+// BadRequest is a 400 for input the route refuses.
+func BadRequest(msg string) *Error {
+	return NewError(fasthttp.StatusBadRequest, "invalid_request_error", "invalid_input", msg)
+}
+
+// ParamError is a 400 that names the request field at fault.
+func ParamError(param, msg string) *Error {
+	e := BadRequest(msg)
+	e.Param = Echo(param)
+	return e
+}
+
+// NoRoute is the one answer for a path that no route serves.
+func NoRoute(path string) *Error {
+	return NewError(fasthttp.StatusNotFound, "not_found_error", "not_found", "no route for "+Quote(path))
+}
+
+// ModelNotFound is the 404 for a model name that no route of the
+// protocol serves; seeElse says where to look instead, e.g. "GET /v1/models
+// lists the models".
+func ModelNotFound(name, seeElse string) *Error {
+	return NewError(fasthttp.StatusNotFound, "not_found_error", "model_not_found", "model "+Quote(name)+" is not served; "+seeElse)
+}
+
+// ErrorFrom maps any error a route returns to its response, by type: the
+// engine's typed errors name the model and the setting an operator can
+// change, so the message does too.
+func ErrorFrom(err error, st *State) *Error {
+	var (
+		e        *Error
+		limit    *engine.LimitError
+		deadline *engine.DeadlineError
+	)
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.As(err, &limit):
+		e := NewError(fasthttp.StatusServiceUnavailable, "overloaded_error", "queue_full",
+			clip(limit.Error(), maxMessage)+"; retry later, or raise "+limit.Setting+" of model "+strconv.Quote(limit.Model))
+		e.RetryAfter = 1
+		return e
+	case errors.Is(err, engine.ErrQueueFull):
+		e := NewError(fasthttp.StatusServiceUnavailable, "overloaded_error", "queue_full", "the model's queue is full; retry later")
+		e.RetryAfter = 1
+		return e
+	case errors.As(err, &deadline):
+		return NewError(fasthttp.StatusGatewayTimeout, "timeout_error", "deadline_exceeded", fmt.Sprintf(
+			"the request waited in the queue of model %q past its deadline (server.request_timeout %s) and was not run; retry later, or raise server.request_timeout or the model's instances",
+			deadline.Model, st.RequestTimeout))
+	case errors.Is(err, engine.ErrExpired):
+		return NewError(fasthttp.StatusGatewayTimeout, "timeout_error", "deadline_exceeded", fmt.Sprintf(
+			"the request waited in the queue past its deadline (server.request_timeout %s) and was not run; retry later or raise server.request_timeout", st.RequestTimeout))
+	case errors.Is(err, context.DeadlineExceeded):
+		return NewError(fasthttp.StatusGatewayTimeout, "timeout_error", "deadline_exceeded", fmt.Sprintf(
+			"the request did not finish within server.request_timeout (%s); ask for less (fewer max_tokens) or raise server.request_timeout", st.RequestTimeout))
+	case errors.Is(err, engine.ErrClosed):
+		e := NewError(fasthttp.StatusServiceUnavailable, "overloaded_error", "model_unavailable", "the model is being unloaded by a reload; retry")
+		e.RetryAfter = 1
+		return e
+	case errors.Is(err, engine.ErrInvalidInput):
+		// The engine's messages may quote request values (a role, an
+		// output name), so they are bounded here.
+		return BadRequest(clip(err.Error(), maxMessage))
+	}
+	return NewError(fasthttp.StatusInternalServerError, "server_error", "internal_error", clip(err.Error(), maxMessage))
+}
+
+// body is an error as JSON, the same in a response body and in an event.
+func (e *Error) body() []byte {
+	var b struct {
+		Error struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+			Code    string `json:"code"`
+			Param   string `json:"param,omitempty"`
+		} `json:"error"`
+	}
+	b.Error.Message, b.Error.Type, b.Error.Code, b.Error.Param = e.Message, e.Type, e.Code, e.Param
+	out, _ := json.Marshal(b)
+	return out
+}
+
+// WriteError answers with e.
+func WriteError(ctx *fasthttp.RequestCtx, e *Error) {
+	ctx.SetStatusCode(e.Status)
+	ctx.SetContentType("application/json")
+	if e.RetryAfter > 0 {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	ctx.SetBody(e.body())
+}

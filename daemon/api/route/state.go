@@ -1,0 +1,29 @@
+package route
+
+import (
+	"time"
+
+	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/generate"
+)
+
+// State is what one configuration generation serves. It is never changed
+// after the daemon publishes it.
+type State struct {
+	Generation uint64
+	// Models are the tensor models, by name, served by the KServe routes.
+	Models map[string]*engine.TensorModel
+	// Generators are the causal-lm models, by name, served by the /v1
+	// routes.
+	Generators map[string]*generate.Model
+	// DefaultModel is the generator a /v1 request without "model" gets;
+	// "" makes such requests name one.
+	DefaultModel string
+	// LogPrompts adds the prompt and the generated text to the access
+	// log lines of generation requests.
+	LogPrompts     bool
+	RequestTimeout time.Duration
+	// MetricsPath is where metrics are served; "" turns them off.
+	MetricsPath string
+	AccessLog   bool
+}
