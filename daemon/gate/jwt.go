@@ -479,7 +479,15 @@ func tokenRefusal(err error, c *tokenClaims) *Refusal {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return unauthorized("token_malformed", "JWT is malformed")
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return unauthorized("token_claims", "JWT has no exp claim; tokens must expire")
+		switch {
+		case c.ExpiresAt == nil:
+			return unauthorized("token_claims", "JWT has no exp claim; tokens must expire")
+		case c.Issuer == "":
+			return unauthorized("token_issuer", "JWT has no iss claim; auth.jwt.issuer needs one")
+		case len(c.Audience) == 0:
+			return unauthorized("token_audience", "JWT has no aud claim; auth.jwt.audience needs one")
+		}
+		return unauthorized("token_claims", "JWT lacks a required claim")
 	case errors.Is(err, jwt.ErrTokenExpired):
 		msg := "JWT has expired"
 		if c.ExpiresAt != nil {

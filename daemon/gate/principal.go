@@ -62,6 +62,9 @@ func (p *Principal) Allows(model string) bool {
 
 // LogValue names the principal without anything secret.
 func (p *Principal) LogValue() slog.Value {
+	if p == nil {
+		return slog.Value{}
+	}
 	attrs := []slog.Attr{slog.String("kind", p.Kind), slog.String("name", p.Name)}
 	if p.KeyName != "" {
 		attrs = append(attrs, slog.String("key", p.KeyName), slog.String("key_id", p.KeyID))

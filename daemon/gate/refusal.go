@@ -30,6 +30,9 @@ func (r *Refusal) Error() string { return r.Message }
 // LogValue lets a Refusal be logged whole without its fields leaking
 // anything the client does not already see.
 func (r *Refusal) LogValue() slog.Value {
+	if r == nil {
+		return slog.Value{}
+	}
 	return slog.GroupValue(
 		slog.Int("status", r.Status),
 		slog.String("code", r.Code),
