@@ -78,11 +78,11 @@ type credential struct {
 type credKind uint8
 
 const (
-	credNone   credKind = iota
-	credKey             // an aia_ key
-	credToken           // a bearer value that is not an aia_ key: a JWT candidate
-	credBadKey          // X-API-Key that is not an aia_ key
-	credBadAuth         // Authorization that is not "Bearer <value>"
+	credNone    credKind = iota
+	credKey              // an aia_ key
+	credToken            // a bearer value that is not an aia_ key: a JWT candidate
+	credBadKey           // X-API-Key that is not an aia_ key
+	credBadAuth          // Authorization that is not "Bearer <value>"
 )
 
 // maxCredential bounds the credential a request may present; a JWT from

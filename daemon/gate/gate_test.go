@@ -150,7 +150,10 @@ func TestAttacks(t *testing.T) {
 		{name: "health from anywhere", req: request(peer("192.0.2.10"), func(r *Request, _ hdr) { r.Route, r.Method, r.Host = RouteHealth, "GET", "whatever" }), principal: KindAnonymous},
 		{name: "metrics without require_auth", req: request(func(r *Request, _ hdr) { r.Route, r.Method = RouteMetrics, "GET" }), principal: KindAnonymous},
 		{name: "metrics from outside the allow list", req: request(peer("192.0.2.10"), func(r *Request, _ hdr) { r.Route, r.Method = RouteMetrics, "GET" }), status: 403, code: "ip_not_allowed"},
-		{name: "GET model list with a key", req: request(apiKey(key), func(r *Request, h hdr) { r.Method, r.Model, r.Content = "GET", "", ContentAuto; delete(h, "Content-Type") }), principal: "team-a"},
+		{name: "GET model list with a key", req: request(apiKey(key), func(r *Request, h hdr) {
+			r.Method, r.Model, r.Content = "GET", "", ContentAuto
+			delete(h, "Content-Type")
+		}), principal: "team-a"},
 	}
 	if len(cases) < 40 {
 		t.Fatalf("only %d cases", len(cases))

@@ -193,7 +193,7 @@ var errSkip = errors.New("unsupported")
 
 type skipError string
 
-func (e skipError) Error() string { return string(e) }
+func (e skipError) Error() string   { return string(e) }
 func (e skipError) Is(t error) bool { return t == errSkip }
 
 func b64(s, field string) ([]byte, error) {
@@ -300,6 +300,8 @@ func newJWTAuth(o *JWTOptions, now func() time.Time) (*jwtAuth, []string, error)
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(now),
+		// One spelling per token: no padding, no stray low bits.
+		jwt.WithStrictDecoding(),
 	}
 	if o.Issuer != "" {
 		popts = append(popts, jwt.WithIssuer(o.Issuer))
