@@ -489,3 +489,57 @@ func TestMintHS256(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenCache(t *testing.T) {
+	k := keys()
+	f := newFixture(t, nil)
+	tok := sign(t, jwt.SigningMethodES256, "ec1", claims(nil), k.ec)
+	p1, r := f.g.Check(request(bearer(tok)))
+	if r != nil {
+		t.Fatal(r)
+	}
+	p2, r := f.g.Check(request(bearer(tok)))
+	if r != nil || p2 != p1 {
+		t.Fatalf("second use did not come from the cache: %p %p %v", p1, p2, r)
+	}
+	if n := f.g.jwt.cache.len(); n != 1 {
+		t.Fatalf("cache holds %d tokens", n)
+	}
+	// A changed token is not the cached one.
+	if _, r := f.g.Check(request(bearer(tok[:len(tok)-2] + "AA"))); r == nil || r.Code != "token_signature" {
+		t.Fatalf("altered signature after caching: %v", r)
+	}
+	// The cache checks times again: past exp and leeway it is refused
+	// with the full message.
+	f.clock.Add(time.Hour + 29*time.Second)
+	if _, r := f.g.Check(request(bearer(tok))); r != nil {
+		t.Fatalf("within leeway: %v", r)
+	}
+	f.clock.Add(2 * time.Second)
+	if _, r := f.g.Check(request(bearer(tok))); r == nil || r.Code != "token_expired" || !strings.Contains(r.Message, "expired at") {
+		t.Fatalf("expired cached token: %v", r)
+	}
+	if n := f.g.jwt.cache.len(); n != 0 {
+		t.Fatalf("expired token still cached (%d)", n)
+	}
+
+	// Bounded.
+	small := newFixture(t, func(o *Options, _ *fixture) { o.JWT.CacheSize = 10 })
+	for i := 0; i < 100; i++ {
+		tok := sign(t, jwt.SigningMethodHS256, "", claims(func(c jwt.MapClaims) { c["sub"] = fmt.Sprint("user", i) }), k.hs)
+		if _, r := small.g.Check(request(bearer(tok))); r != nil {
+			t.Fatal(r)
+		}
+	}
+	if n := small.g.jwt.cache.len(); n > 10 {
+		t.Fatalf("cache of 10 holds %d", n)
+	}
+	// Off.
+	off := newFixture(t, func(o *Options, _ *fixture) { o.JWT.CacheSize = -1 })
+	if off.g.jwt.cache != nil {
+		t.Fatal("cache not off")
+	}
+	if _, r := off.g.Check(request(bearer(sign(t, jwt.SigningMethodHS256, "", claims(nil), k.hs)))); r != nil {
+		t.Fatalf("without cache: %v", r)
+	}
+}

@@ -319,11 +319,7 @@ func (g *Gate) Check(req Request) (*Principal, *Refusal) {
 		if p, r = g.authenticate(h, now, ip); r != nil {
 			return nil, r
 		}
-		subject := "key:" + p.KeyName
-		if p.Kind == KindJWT {
-			subject = "jwt:" + p.Name
-		}
-		if r := g.abuse.keyRequest(nowNano, subject, p.KeyID, ip, inference); r != nil {
+		if r := g.abuse.keyRequest(nowNano, p.subject, p.KeyID, ip, inference); r != nil {
 			return nil, r
 		}
 	} else if inference {

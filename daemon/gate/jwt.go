@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -41,6 +42,10 @@ type JWTOptions struct {
 	// Leeway is the clock skew allowed for exp, nbf and iat. Zero means
 	// DefaultLeeway; a negative value means none.
 	Leeway time.Duration
+	// CacheSize is how many verified tokens are remembered, so that a
+	// token sent again skips its signature check. Zero means
+	// DefaultTokenCache; a negative value turns the cache off.
+	CacheSize int
 }
 
 // PublicKeyFile is one PEM file; KID, when set, is the kid header that
@@ -285,6 +290,8 @@ type jwtAuth struct {
 	byKID  map[string]*verifier
 	byAlg  map[string]*verifier // keys without a kid
 	leeway time.Duration
+	now    func() time.Time
+	cache  *tokenCache // nil: off
 }
 
 func newJWTAuth(o *JWTOptions, now func() time.Time) (*jwtAuth, []string, error) {
@@ -309,7 +316,13 @@ func newJWTAuth(o *JWTOptions, now func() time.Time) (*jwtAuth, []string, error)
 	if o.Audience != "" {
 		popts = append(popts, jwt.WithAudience(o.Audience))
 	}
-	a := &jwtAuth{byKID: map[string]*verifier{}, byAlg: map[string]*verifier{}, leeway: leeway}
+	a := &jwtAuth{byKID: map[string]*verifier{}, byAlg: map[string]*verifier{}, leeway: leeway, now: now}
+	switch {
+	case o.CacheSize == 0:
+		a.cache = newTokenCache(DefaultTokenCache)
+	case o.CacheSize > 0:
+		a.cache = newTokenCache(o.CacheSize)
+	}
 	newVerifier := func(alg string) *verifier {
 		return &verifier{alg: alg, parser: jwt.NewParser(append([]jwt.ParserOption{jwt.WithValidMethods([]string{alg})}, popts...)...)}
 	}
@@ -418,44 +431,66 @@ type tokenHeader struct {
 	Crit json.RawMessage `json:"crit"`
 }
 
-// verify checks a token and returns its principal. The header's kid picks
-// the key; the key fixes the algorithm.
+// verify checks a token and returns its principal, from the cache when
+// the same token verified before and its times still hold.
 func (a *jwtAuth) verify(tok []byte) (*Principal, *Refusal) {
+	if a.cache == nil {
+		p, _, r := a.verifyFull(tok)
+		return p, r
+	}
+	sum := sha256.Sum256(tok)
+	if t := a.cache.get(sum); t != nil {
+		if t.valid(a.now(), a.leeway) {
+			return t.p, nil
+		}
+		// Expired since: the full check says how.
+		a.cache.drop(sum)
+	}
+	p, t, r := a.verifyFull(tok)
+	if r == nil {
+		a.cache.put(sum, t)
+	}
+	return p, r
+}
+
+// verifyFull checks a token's signature and claims. The header's kid
+// picks the key; the key fixes the algorithm.
+func (a *jwtAuth) verifyFull(tok []byte) (*Principal, *cachedToken, *Refusal) {
 	s := string(tok)
 	dot := strings.IndexByte(s, '.')
 	if dot <= 0 || strings.Count(s, ".") != 2 {
-		return nil, unauthorized("token_malformed", "bearer token is neither an API key (aia_…) nor a JWT")
+		return nil, nil, unauthorized("token_malformed", "bearer token is neither an API key (aia_…) nor a JWT")
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(s[:dot])
 	if err != nil {
-		return nil, unauthorized("token_malformed", "JWT header is not base64url")
+		return nil, nil, unauthorized("token_malformed", "JWT header is not base64url")
 	}
 	var h tokenHeader
 	if err := json.Unmarshal(raw, &h); err != nil {
-		return nil, unauthorized("token_malformed", "JWT header is not a JSON object")
+		return nil, nil, unauthorized("token_malformed", "JWT header is not a JSON object")
 	}
 	if len(h.Crit) > 0 {
-		return nil, unauthorized("token_malformed", "JWT header has crit extensions, which are not supported")
+		return nil, nil, unauthorized("token_malformed", "JWT header has crit extensions, which are not supported")
 	}
 	var v *verifier
 	if h.Kid != "" {
 		v = a.byKID[h.Kid]
 		if v == nil {
-			return nil, unauthorized("token_unknown_kid", "JWT kid "+echo(h.Kid)+" names no configured key; check auth.jwt keys or the JWKS file")
+			return nil, nil, unauthorized("token_unknown_kid", "JWT kid "+echo(h.Kid)+" names no configured key; check auth.jwt keys or the JWKS file")
 		}
 	} else {
 		v = a.byAlg[h.Alg]
 		if v == nil {
-			return nil, unauthorized("token_alg", "JWT algorithm "+echo(h.Alg)+" is not accepted here")
+			return nil, nil, unauthorized("token_alg", "JWT algorithm "+echo(h.Alg)+" is not accepted here")
 		}
 	}
 	var c tokenClaims
 	_, err = v.parser.ParseWithClaims(s, &c, func(*jwt.Token) (any, error) { return v.keys, nil })
 	if err != nil {
-		return nil, tokenRefusal(err, &c)
+		return nil, nil, tokenRefusal(err, &c)
 	}
 	if c.Subject == "" {
-		return nil, unauthorized("token_claims", "JWT has no sub claim")
+		return nil, nil, unauthorized("token_claims", "JWT has no sub claim")
 	}
 	p := &Principal{
 		Kind:    KindJWT,
@@ -463,12 +498,23 @@ func (a *jwtAuth) verify(tok []byte) (*Principal, *Refusal) {
 		Subject: c.Subject,
 		Issuer:  c.Issuer,
 		Scopes:  append(c.Scope[:len(c.Scope):len(c.Scope)], c.Scp...),
+		subject: "jwt:" + c.Subject,
 	}
 	if c.Models != nil {
 		p.jwtModels = c.Models
 		p.jwtNarrowed = true
 	}
-	return p, nil
+	t := &cachedToken{p: p}
+	if c.ExpiresAt != nil {
+		t.exp = c.ExpiresAt.Unix()
+	}
+	if c.NotBefore != nil {
+		t.nbf = c.NotBefore.Unix()
+	}
+	if c.IssuedAt != nil {
+		t.iat = c.IssuedAt.Unix()
+	}
+	return p, t, nil
 }
 
 func tokenRefusal(err error, c *tokenClaims) *Refusal {

@@ -29,6 +29,7 @@ type Principal struct {
 	Limit  string
 	Scopes []string
 
+	subject     string              // what abuse detection tracks it under
 	keyModels   map[string]struct{} // nil: all
 	jwtModels   []string
 	jwtNarrowed bool // the token has a models claim
@@ -92,6 +93,7 @@ func (c *principalCell) get(e *keyEntry, id []byte) *Principal {
 		KeyID:     string(id),
 		Limit:     e.Limit,
 		Scopes:    e.scopes,
+		subject:   "key:" + e.Name,
 		keyModels: e.models,
 	}
 	c.p.CompareAndSwap(nil, p)

@@ -68,7 +68,11 @@ func ScanJSON(b []byte, maxDepth int) *ScanError {
 	}
 	depth := 0
 	for i := 0; i < len(b); i++ {
-		switch b[i] {
+		c := b[i]
+		if !structural[c] {
+			continue
+		}
+		switch c {
 		case '{', '[':
 			depth++
 			if depth > maxDepth {
@@ -87,12 +91,36 @@ func ScanJSON(b []byte, maxDepth int) *ScanError {
 	return nil
 }
 
+// structural marks the bytes ScanJSON acts on outside strings, special
+// those it acts on inside them.
+var structural, special [256]bool
+
+func init() {
+	for _, c := range []byte(`{}[]"`) {
+		structural[c] = true
+	}
+	special['"'], special['\\'] = true, true
+	for c := utf8.RuneSelf; c < 256; c++ {
+		special[c] = true
+	}
+}
+
+func invalidUTF8(i int) *ScanError {
+	return &ScanError{Offset: i, Code: "invalid_utf8", msg: fmt.Sprintf("invalid UTF-8 in a JSON string at byte %d; send text as UTF-8", i)}
+}
+
 // scanString checks the string whose body starts at i and returns the
 // offset of its closing quote (or len(b) when it is not closed).
 func scanString(b []byte, i int) (int, *ScanError) {
 	for i < len(b) {
-		c := b[i]
-		switch {
+		// Plain ASCII text is most of a request: skip it in a tight loop.
+		for i < len(b) && !special[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
+		switch c := b[i]; {
 		case c == '"':
 			return i, nil
 		case c == '\\':
@@ -111,12 +139,10 @@ func scanString(b []byte, i int) (int, *ScanError) {
 			} else {
 				i += 2
 			}
-		case c < utf8.RuneSelf:
-			i++
 		default:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size <= 1 {
-				return 0, &ScanError{Offset: i, Code: "invalid_utf8", msg: fmt.Sprintf("invalid UTF-8 in a JSON string at byte %d; send text as UTF-8", i)}
+				return 0, invalidUTF8(i)
 			}
 			i += size
 		}

@@ -23,7 +23,7 @@ func TestRoundTrip(t *testing.T) {
 		if !IsEncrypted(sealed) {
 			t.Fatalf("IsEncrypted(%q) = false", sealed)
 		}
-		if plain != "" && strings.Contains(sealed, plain) {
+		if len(plain) > 8 && strings.Contains(sealed, plain) { // a short one may occur in base64 by chance
 			t.Fatalf("sealed value holds the plaintext")
 		}
 		got, err := Decrypt(key, sealed)
