@@ -273,3 +273,37 @@ func FuzzCheckHost(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCredential checks the header parsing alone: what it returns as
+// a key parses as one and was in a header, and it never panics.
+func FuzzParseCredential(f *testing.F) {
+	f.Add("aia_abcdefgh_abcdefghijklmnopqrstuvwxyz", "")
+	f.Add("", "Bearer aia_abcdefgh_abcdefghijklmnopqrstuvwxyz")
+	f.Add("", "bearer a.b.c")
+	f.Add("x", "Basic y")
+	f.Add("", "Bearer ")
+	f.Fuzz(func(t *testing.T, apiKeyV, auth string) {
+		c := parseCredential([]byte(apiKeyV), []byte(auth))
+		switch c.kind {
+		case credKey:
+			if _, ok := parseKey(c.value); !ok {
+				t.Fatalf("key %q does not parse", c.value)
+			}
+			if !strings.Contains(apiKeyV, string(c.value)) && !strings.Contains(auth, string(c.value)) {
+				t.Fatalf("key %q came from nowhere", c.value)
+			}
+			id, ok := KeyID(string(c.value))
+			if !ok || len(id) != keyIDLen || !strings.HasPrefix(string(c.value), "aia_"+id+"_") {
+				t.Fatalf("KeyID(%q) = %q, %v", c.value, id, ok)
+			}
+		case credToken:
+			if len(c.value) == 0 || len(c.value) > maxCredential || !strings.Contains(auth, string(c.value)) {
+				t.Fatalf("token %q", c.value)
+			}
+		default:
+			if c.value != nil {
+				t.Fatalf("kind %v with a value", c.kind)
+			}
+		}
+	})
+}

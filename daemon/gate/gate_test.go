@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +187,9 @@ func TestAttacks(t *testing.T) {
 			}
 			if r.Status == 401 && r.Challenge == "" {
 				t.Fatal("401 without WWW-Authenticate")
+			}
+			if r.Status == 401 && !slices.Contains(failureReasons, r.Reason) {
+				t.Fatalf("reason %q is not a label of aiassist_auth_failures_total", r.Reason)
 			}
 			if c.inMsg != "" && !strings.Contains(r.Message, c.inMsg) {
 				t.Fatalf("message %q lacks %q", r.Message, c.inMsg)

@@ -481,6 +481,9 @@ func (a *jwtAuth) verifyFull(tok []byte) (*Principal, *cachedToken, *Refusal) {
 	} else {
 		v = a.byAlg[h.Alg]
 		if v == nil {
+			if len(a.byAlg) == 0 {
+				return nil, nil, unauthorized("token_unknown_kid", "JWT has no kid, and every configured key needs one")
+			}
 			return nil, nil, unauthorized("token_alg", "JWT algorithm "+echo(h.Alg)+" is not accepted here")
 		}
 	}
