@@ -1,0 +1,95 @@
+package gate
+
+import (
+	"encoding/json"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+)
+
+// This file is the thin fasthttp edge: the rest of the package knows no
+// server.
+
+var _ Header = (*fasthttp.RequestHeader)(nil)
+
+// FromFastHTTP builds the gate's view of a routed request. loopback says
+// whether the listener is on a loopback address. A peer that is not TCP
+// (a unix socket) is a local process and counts as 127.0.0.1.
+func FromFastHTTP(ctx *fasthttp.RequestCtx, loopback bool, route Route, model string, content Content) Request {
+	peer := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		peer = a.AddrPort().Addr()
+	}
+	return Request{
+		Peer:     peer,
+		Loopback: loopback,
+		Header:   &ctx.Request.Header,
+		Host:     string(ctx.Host()),
+		Method:   methodString(ctx.Method()),
+		Route:    route,
+		Model:    model,
+		Content:  content,
+		Body:     ctx.PostBody(),
+	}
+}
+
+// methodString returns the usual methods without allocating.
+func methodString(m []byte) string {
+	switch string(m) {
+	case "GET":
+		return "GET"
+	case "POST":
+		return "POST"
+	case "HEAD":
+		return "HEAD"
+	case "OPTIONS":
+		return "OPTIONS"
+	case "PUT":
+		return "PUT"
+	case "PATCH":
+		return "PATCH"
+	case "DELETE":
+		return "DELETE"
+	}
+	return string(m)
+}
+
+// ErrorBody is the JSON error every refusal is sent as.
+type ErrorBody struct {
+	Error struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Param   string `json:"param,omitempty"`
+	} `json:"error"`
+}
+
+// Body renders the refusal's JSON error.
+func (r *Refusal) Body() []byte {
+	var b ErrorBody
+	b.Error.Message, b.Error.Type, b.Error.Code, b.Error.Param = r.Message, r.Type, r.Code, r.Param
+	out, _ := json.Marshal(b)
+	return out
+}
+
+// WriteRefusal sends r as the response.
+func WriteRefusal(ctx *fasthttp.RequestCtx, r *Refusal) {
+	ctx.SetStatusCode(r.Status)
+	ctx.SetContentType("application/json")
+	if r.RetryAfter > 0 {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(r.RetryAfter))
+	}
+	if r.Challenge != "" {
+		ctx.Response.Header.Set("WWW-Authenticate", r.Challenge)
+	}
+	ctx.SetBody(r.Body())
+}
+
+// SetCORS adds the decision's headers to the response.
+func SetCORS(ctx *fasthttp.RequestCtx, d CORS) {
+	for _, h := range d.Headers {
+		ctx.Response.Header.Set(h[0], h[1])
+	}
+}
