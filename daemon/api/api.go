@@ -31,6 +31,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -41,6 +43,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aiassist/aiassist/daemon/api/kserve"
+	"github.com/aiassist/aiassist/daemon/gate"
+	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/daemon/api/openai"
 	"github.com/aiassist/aiassist/daemon/api/route"
 	"github.com/aiassist/aiassist/daemon/observe"
@@ -110,7 +114,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		stream = nil
 		route.WriteError(ctx, e)
 	}
-	e := observe.Entry{RequestID: r.ID, Status: ctx.Response.StatusCode(), BytesIn: len(ctx.Request.Body())}
+	e := observe.Entry{RequestID: r.ID, Status: ctx.Response.StatusCode(), BytesIn: bytesIn(ctx)}
 	if st.AccessLog {
 		// Only the log line needs these copies.
 		e.Method, e.Path, e.Remote = string(ctx.Method()), string(ctx.Path()), ctx.RemoteIP().String()
@@ -144,6 +148,16 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	})
 }
 
+// bytesIn is the size of the request body: read, or, for one no route
+// read, what its Content-Length says (reading it just to count it would
+// let anyone make the server read a body).
+func bytesIn(ctx *fasthttp.RequestCtx) int {
+	if ctx.RequestBodyStream() != nil {
+		return max(ctx.Request.Header.ContentLength(), 0)
+	}
+	return len(ctx.Request.Body())
+}
+
 // safeServe runs serve and turns a panic into a 500 answer: fasthttp does
 // not recover handlers' panics, so a bug one request hits would otherwise
 // take the daemon down with every request in flight.
@@ -163,6 +177,13 @@ func (s *Server) safeServe(r *route.Request) (stream route.Stream, err error) {
 // serve is a request's way through the API; the package doc names its
 // steps.
 func (s *Server) serve(r *route.Request) (route.Stream, error) {
+	if r.State.Gate != nil {
+		// A CORS preflight is answered before routing: it carries no
+		// credential.
+		if done, err := s.preflight(r); done || err != nil {
+			return nil, err
+		}
+	}
 	rt := s.match(r)
 	if rt == nil {
 		r.Route = "other"
@@ -172,15 +193,133 @@ func (s *Server) serve(r *route.Request) (route.Stream, error) {
 	if err := allow(r.Ctx, rt.Method); err != nil {
 		return nil, err
 	}
+	// The gate (step 5), in two parts around Resolve. First who is
+	// asking, from the headers alone; the body is read, as it arrives,
+	// and scanned only for a caller let through.
+	if err := s.admit(r, rt); err != nil {
+		return nil, err
+	}
 	h, err := rt.Resolve(r)
 	if err != nil {
 		return nil, err
 	}
-	// The gate goes here (step 5): screening, IP allow list,
-	// authenticate, ACL for r.Model, rate limit. r.Route and r.Model are
-	// known and nothing has run; a refusal is a *route.Error returned
-	// before h.Serve.
+	// Then what it asks for: the ACL for r.Model, and the rate limits.
+	if err := s.authorize(r); err != nil {
+		return nil, err
+	}
 	return h.Serve(r)
+}
+
+// gateRoute is how the gate treats a route: health needs no credential,
+// metrics one only if configured, everything else is inference.
+func gateRoute(rt *route.Route) (gate.Route, gate.Content) {
+	switch {
+	case strings.HasPrefix(rt.Name, "/v2/health/"):
+		return gate.RouteHealth, gate.ContentNone
+	case rt.Name == "metrics":
+		return gate.RouteMetrics, gate.ContentNone
+	case rt.Name == "/v2/models/{name}/infer":
+		return gate.RouteInference, gate.ContentKServe
+	case rt.Method == "POST":
+		return gate.RouteInference, gate.ContentJSON
+	}
+	return gate.RouteInference, gate.ContentNone
+}
+
+// admit reads the body and runs the gate's checks that need no model:
+// screening, the IP allow list, authentication and scope.
+func (s *Server) admit(r *route.Request, rt *route.Route) error {
+	g := r.State.Gate
+	kind, content := gateRoute(rt)
+	if g == nil {
+		if rt.Method == "POST" {
+			return route.ReadBody(r.Ctx)
+		}
+		return nil
+	}
+	if content != gate.ContentNone {
+		// The body is bounded by server.max_body_bytes and
+		// read_timeout; the gate scans it only once the caller is
+		// authenticated.
+		if err := route.ReadBody(r.Ctx); err != nil {
+			return err
+		}
+	}
+	gr := gate.FromFastHTTP(r.Ctx, isLoopback(r.Ctx.LocalAddr()), kind, "", content)
+	if content == gate.ContentNone {
+		gr.Body = nil
+	}
+	p, ref := g.Check(gr)
+	if ref != nil {
+		return route.FromRefusal(ref)
+	}
+	r.Principal = p
+	if origin := r.Ctx.Request.Header.Peek("Origin"); len(origin) > 0 {
+		gate.SetCORS(r.Ctx, g.CORS(string(origin), "", ""))
+	}
+	return nil
+}
+
+// authorize checks the resolved model against the principal's models and
+// admits the request under the rate limits.
+func (s *Server) authorize(r *route.Request) error {
+	if p := r.Principal; p != nil && r.Model != "" && !p.Allows(r.Model) {
+		e := route.NewError(fasthttp.StatusForbidden, "permission_error", "model_not_allowed", "this credential may not call model "+route.Quote(r.Model))
+		e.Param = "model"
+		return e
+	}
+	if r.State.Limits == nil || r.Route == "metrics" || strings.HasPrefix(r.Route, "/v2/health/") {
+		return nil
+	}
+	req := limit.Request{IP: clientIP(r)}
+	if p := r.Principal; p != nil && p.Kind != gate.KindAnonymous {
+		req.Authenticated, req.Class = true, p.Limit
+	}
+	t, ref := r.State.Limits.Admit(req)
+	if ref != nil {
+		return route.FromLimit(ref)
+	}
+	r.Ticket = t
+	t.VisitHeaders(r.Ctx.Response.Header.SetBytesV)
+	return nil
+}
+
+// clientIP is the address the limits key unauthenticated traffic by: the
+// gate's view (X-Forwarded-For from trusted proxies), else the peer.
+func clientIP(r *route.Request) netip.Addr {
+	var peer netip.Addr
+	if a, ok := r.Ctx.RemoteAddr().(*net.TCPAddr); ok {
+		peer = a.AddrPort().Addr().Unmap()
+	}
+	if g := r.State.Gate; g != nil {
+		return g.ClientIP(peer, &r.Ctx.Request.Header)
+	}
+	return peer
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return !ok || ta.IP.IsLoopback()
+}
+
+// preflight answers a CORS preflight for a listed origin (204) or refuses
+// one from another (403). It reports whether the request was one.
+func (s *Server) preflight(r *route.Request) (bool, error) {
+	h := &r.Ctx.Request.Header
+	if string(h.Method()) != "OPTIONS" {
+		return false, nil
+	}
+	d := r.State.Gate.CORS(string(h.Peek("Origin")), "OPTIONS", string(h.Peek("Access-Control-Request-Method")))
+	if !d.Preflight {
+		return false, nil
+	}
+	r.Route = "preflight"
+	if d.Refusal != nil {
+		return true, route.FromRefusal(d.Refusal)
+	}
+	gate.SetCORS(r.Ctx, d)
+	r.Ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return true, nil
 }
 
 // match finds the route for the request's path. The metrics path comes
@@ -211,6 +350,10 @@ func (s *Server) logPanic(r *route.Request, p any) {
 
 // finish counts and logs a request once its response is written.
 func (s *Server) finish(r *route.Request, e observe.Entry) {
+	if r.Tokens > 0 {
+		r.Ticket.Charge(r.Tokens)
+	}
+	r.Ticket.Release()
 	d := time.Since(r.Start)
 	if r.Route != "" {
 		s.requests.Observe(r.Route, r.Model, e.Status, r.Reason, d)

@@ -64,7 +64,7 @@ type v1Server struct {
 	*testServer
 	refs atomic.Int64
 	logs *logLines
-	gate *gate
+	gate *writeGate
 }
 
 // logLines collects the access log.
@@ -173,14 +173,14 @@ func serveV1With(t testing.TB, st *State, set *metrics.Set, setup func(*Server))
 	return vs
 }
 
-// gate holds the server's writes on one connection of a v1Server, as a
+// writeGate holds the server's writes on one connection of a v1Server, as a
 // client that stops reading would. Once armed, the first write that
 // carries an event goes out and closes the gate behind it on that
 // connection; its later writes wait until the test opens the gate, while
 // other connections go on. The stream below them then stops at its next
 // flush, and its generation at its next chunk: the tests hold a stream in
 // the middle without a hook in the server.
-type gate struct {
+type writeGate struct {
 	mu      sync.Mutex
 	armed   bool
 	held    *gatedConn
@@ -189,20 +189,20 @@ type gate struct {
 	waiting chan struct{} // gets a value when a write waits at the gate
 }
 
-func newGate() *gate {
-	return &gate{opened: make(chan struct{}), waiting: make(chan struct{}, 1)}
+func newGate() *writeGate {
+	return &writeGate{opened: make(chan struct{}), waiting: make(chan struct{}, 1)}
 }
 
-func (g *gate) arm() {
+func (g *writeGate) arm() {
 	g.mu.Lock()
 	g.armed = true
 	g.mu.Unlock()
 }
 
-func (g *gate) open() { g.once.Do(func() { close(g.opened) }) }
+func (g *writeGate) open() { g.once.Do(func() { close(g.opened) }) }
 
 // wait waits until a write waits at the closed gate.
-func (g *gate) wait(t testing.TB) {
+func (g *writeGate) wait(t testing.TB) {
 	t.Helper()
 	select {
 	case <-g.waiting:
@@ -211,7 +211,7 @@ func (g *gate) wait(t testing.TB) {
 	}
 }
 
-func (g *gate) before(c *gatedConn, p []byte) {
+func (g *writeGate) before(c *gatedConn, p []byte) {
 	g.mu.Lock()
 	held := g.held == c
 	if g.held == nil && g.armed && bytes.Contains(p, []byte("data: ")) {
@@ -230,7 +230,7 @@ func (g *gate) before(c *gatedConn, p []byte) {
 
 type gatedListener struct {
 	net.Listener
-	g *gate
+	g *writeGate
 }
 
 func (l gatedListener) Accept() (net.Conn, error) {
@@ -243,7 +243,7 @@ func (l gatedListener) Accept() (net.Conn, error) {
 
 type gatedConn struct {
 	net.Conn
-	g *gate
+	g *writeGate
 }
 
 func (c *gatedConn) Write(p []byte) (int, error) {
@@ -865,7 +865,7 @@ func TestGenerateQueueFull(t *testing.T) {
 
 // TestStreamErrorEvent makes a stream outlast its deadline after its first
 // chunk: the status is sent already, so the error is the last event. The
-// gate holds the stream past the deadline.
+// writeGate holds the stream past the deadline.
 func TestStreamErrorEvent(t *testing.T) {
 	st, _ := tinyState(t, nil)
 	st.RequestTimeout = time.Second

@@ -9,6 +9,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/aiassist/aiassist/daemon/gate"
+	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/engine"
 )
 
@@ -24,9 +26,31 @@ type Error struct {
 	Param string
 	// RetryAfter, in seconds, is sent as Retry-After when positive.
 	RetryAfter int
+	// Headers are sent with the error, e.g. WWW-Authenticate or the
+	// x-ratelimit-* headers.
+	Headers [][2]string
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// FromRefusal is the gate's refusal as the API's error.
+func FromRefusal(r *gate.Refusal) *Error {
+	e := &Error{Status: r.Status, Type: r.Type, Code: r.Code, Message: r.Message, Param: r.Param, RetryAfter: r.RetryAfter}
+	if r.Challenge != "" {
+		e.Headers = append(e.Headers, [2]string{"WWW-Authenticate", r.Challenge})
+	}
+	return e
+}
+
+// FromLimit is the rate limits' refusal as the API's error, with
+// Retry-After and OpenAI's x-ratelimit-* headers.
+func FromLimit(r *limit.Refusal) *Error {
+	e := &Error{Status: r.Status, Type: r.Type, Code: r.Code, Message: r.Message}
+	r.VisitHeaders(func(name string, value []byte) {
+		e.Headers = append(e.Headers, [2]string{name, string(value)})
+	})
+	return e
+}
 
 // NewError returns an Error.
 func NewError(status int, typ, code, msg string) *Error {
@@ -121,6 +145,9 @@ func WriteError(ctx *fasthttp.RequestCtx, e *Error) {
 	ctx.SetContentType("application/json")
 	if e.RetryAfter > 0 {
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	for _, h := range e.Headers {
+		ctx.Response.Header.Set(h[0], h[1])
 	}
 	ctx.SetBody(e.body())
 }

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/aiassist/aiassist/daemon/gate"
+	"github.com/aiassist/aiassist/daemon/limit"
 )
 
 // Request is one request on its way through the server.
@@ -32,6 +35,14 @@ type Request struct {
 	Reason string
 	// Extra are added to the access log line.
 	Extra []slog.Attr
+	// Principal is who the gate let through; nil without a gate.
+	Principal *gate.Principal
+	// Ticket is the request's admission by the rate limits; released
+	// and charged with Tokens when the request ends.
+	Ticket limit.Ticket
+	// Tokens are the prompt and generated tokens the request used, set
+	// by generation routes, charged to its limit class.
+	Tokens int
 	// params are the values of the matched pattern's {wildcards}.
 	params []param
 }

@@ -3,6 +3,8 @@ package route
 import (
 	"time"
 
+	"github.com/aiassist/aiassist/daemon/gate"
+	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/generate"
 )
@@ -26,4 +28,8 @@ type State struct {
 	// MetricsPath is where metrics are served; "" turns them off.
 	MetricsPath string
 	AccessLog   bool
+	// Gate checks who may call what; nil checks nothing.
+	Gate *gate.Gate
+	// Limits are the rate limits; nil limits nothing.
+	Limits *limit.Limiter
 }
