@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 
-	"github.com/aiassist/aiassist/daemon/listener"
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/schema"
 )
@@ -90,7 +89,7 @@ func (d *Daemon) apply() (bool, error) {
 	// The new log level and format apply at commit, so a failed reload
 	// logs in the old form.
 	prepared = append(prepared, logPart{d, cfg.Logging})
-	next, err := buildState(d.logger, d.rt, cfg, old, gen)
+	next, err := buildState(d.logger, d.rt, d.set, cfg, old, gen)
 	if err != nil {
 		return fail(err)
 	}
@@ -118,27 +117,16 @@ func (d *Daemon) apply() (bool, error) {
 	// The generation metric moves last, so whoever sees it has the new
 	// listeners too.
 	d.generation.Store(gen)
+	for _, n := range next.api.Gate.RotationNotices() {
+		d.logger.Warn("api key needs rotating", "key", n.Key, "reason", n.Reason, "at", n.At, "detail", n.Message)
+	}
+	if cfg.Auth.Open {
+		d.logger.Warn("auth.open is true: inference needs no credential on any listener")
+	}
 	if old != nil {
 		d.drain(old, next)
 	}
 	return true, nil
-}
-
-func listenSpecs(cfg *schema.Config) []listener.Spec {
-	out := make([]listener.Spec, len(cfg.Listeners))
-	for i, l := range cfg.Listeners {
-		out[i] = listener.Spec{Addr: l.HostPort()}
-	}
-	return out
-}
-
-func listenSettings(cfg *schema.Config) listener.Settings {
-	return listener.Settings{
-		MaxBodyBytes:  cfg.Server.MaxBodyBytes,
-		HeaderTimeout: cfg.Server.ReadTimeout,
-		ReadTimeout:   cfg.Server.ReadTimeout,
-		IdleTimeout:   cfg.Server.IdleTimeout,
-	}
 }
 
 // logPart switches the log's level and format.

@@ -257,6 +257,7 @@ func infer(ctx context.Context, client *http.Client, port int, model string) err
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/aiassist/aiassist/daemon/api"
+	"github.com/aiassist/aiassist/daemon/gate"
+	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/generate"
 	"github.com/aiassist/aiassist/schema"
@@ -93,7 +95,7 @@ func modelOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) engine.T
 // error it closes what it opened and old is untouched. The new models'
 // metric sets are registered only by publish, so a replaced model's
 // series are never exported twice.
-func buildState(logger *slog.Logger, rt *engine.Runtime, cfg *schema.Config, old *state, generation uint64) (*state, error) {
+func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *schema.Config, old *state, generation uint64) (*state, error) {
 	st := &state{cfg: cfg, models: map[string]*loadedModel{}}
 	var opened []*loadedModel
 	fail := func(err error) (*state, error) {
@@ -127,6 +129,19 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, cfg *schema.Config, old
 		opened = append(opened, lm)
 		st.models[name] = lm
 	}
+	var oldGate *gate.Gate
+	var oldLimits *limit.Limiter
+	if old != nil {
+		oldGate, oldLimits = old.api.Gate, old.api.Limits
+	}
+	g, err := buildGate(cfg, oldGate, logger, set)
+	if err != nil {
+		return fail(err)
+	}
+	limits, err := buildLimits(cfg, oldLimits, set)
+	if err != nil {
+		return fail(err)
+	}
 	if err := warmUp(logger, opened, cfg.Server.RequestTimeout); err != nil {
 		return fail(err)
 	}
@@ -138,6 +153,8 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, cfg *schema.Config, old
 		LogPrompts:     cfg.Logging.LogPrompts,
 		RequestTimeout: cfg.Server.RequestTimeout,
 		AccessLog:      cfg.Logging.AccessLog,
+		Gate:           g,
+		Limits:         limits,
 	}
 	if cfg.Metrics.Enabled {
 		st.api.MetricsPath = cfg.Metrics.Path
@@ -236,9 +253,14 @@ func warmInputs(infos []engine.IOInfo) ([]engine.Tensor, string) {
 	return inputs, ""
 }
 
-// publish makes the metric series of next's new models visible and hides
-// those of old's models that next does not serve. It runs at the swap.
+// publish makes the metric series of next's new models and its keys'
+// expiry visible, and hides those of old's models that next does not serve
+// and of old's keys. It runs at the swap.
 func publish(old, next *state) {
+	if old != nil {
+		metrics.UnregisterSet(old.api.Gate.KeyMetrics(), false)
+	}
+	metrics.RegisterSet(next.api.Gate.KeyMetrics())
 	if old != nil {
 		for name, lm := range old.models {
 			if next.models[name] != lm {
