@@ -52,7 +52,7 @@ func buildGate(cfg *schema.Config, old *gate.Gate, logger *slog.Logger, set *met
 			jo.PublicKeyFiles = append(jo.PublicKeyFiles, gate.PublicKeyFile{Path: pk.File, KID: pk.KID})
 		}
 		if j.HS256Secret != "" {
-			s, err := revealSecret(cfg, j.HS256Secret)
+			s, err := RevealSecret(cfg, j.HS256Secret)
 			if err != nil {
 				return nil, fmt.Errorf("auth.jwt.hs256_secret: %w", err)
 			}
@@ -63,9 +63,9 @@ func buildGate(cfg *schema.Config, old *gate.Gate, logger *slog.Logger, set *met
 	return gate.New(opts, logger, set)
 }
 
-// revealSecret returns a secret as written, or decrypted with the key of
-// secrets.key_file when written enc:v1:….
-func revealSecret(cfg *schema.Config, v string) ([]byte, error) {
+// RevealSecret returns a secret of cfg as written, or decrypted with the
+// key of secrets.key_file when written enc:v1:….
+func RevealSecret(cfg *schema.Config, v string) ([]byte, error) {
 	if !secret.IsEncrypted(v) {
 		return []byte(v), nil
 	}

@@ -27,6 +27,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// stdin is where encrypt reads; tests replace it.
+var stdin io.Reader = os.Stdin
+
 func usage(w io.Writer) {
 	fmt.Fprintf(w, `usage: aiassistd <command> [flags]
 
@@ -39,6 +42,15 @@ commands:
   version [-config FILE] print the daemon's and ONNX Runtime's versions (the
                          library runtime.library picks); exit 1 if the config
                          is invalid, or missing when -config names it
+  keygen  -name NAME [-days 90] [-models a,b] [-limit CLASS]
+                         make an API key: the key on the first line, then a CUE
+                         snippet to append to the config (it holds the hash)
+  keygen  -master-key FILE
+                         write a new secrets key (mode 0600) for enc:v1: values
+  token   -config FILE -sub USER [-scope model:call] [-ttl 1h] [-models a,b]
+                         mint an HS256 JWT with the config's auth.jwt.hs256_secret
+  encrypt [-key FILE | -config FILE]
+                         read a secret on stdin, print its enc:v1: form
 `, defaultConfig)
 }
 
@@ -48,6 +60,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "keygen":
+		return keygen(args, stdout, stderr, time.Now())
+	case "token":
+		return mintToken(args, stdout, stderr)
+	case "encrypt":
+		return encrypt(args, stdin, stdout, stderr)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", defaultConfig, "config file")
