@@ -43,10 +43,10 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aiassist/aiassist/daemon/api/kserve"
-	"github.com/aiassist/aiassist/daemon/gate"
-	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/daemon/api/openai"
 	"github.com/aiassist/aiassist/daemon/api/route"
+	"github.com/aiassist/aiassist/daemon/gate"
+	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/daemon/observe"
 )
 

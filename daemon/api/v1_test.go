@@ -519,8 +519,18 @@ func TestGenerateDefaults(t *testing.T) {
 	f(routeCompletions, `{"prompt":"Hello"}`, 16)
 	p, _ := m.ApplyChatTemplate([]generate.Message{{Role: "user", Content: "Hi"}}, true)
 	f(routeChat, `{"messages":[{"role":"user","content":"Hi"}]}`, m.ContextLength()-len(m.Tokenizer().Encode(p, false)))
-	// max_tokens beyond the context is cut to it.
-	f(routeGenerate, `{"prompt":"Hello","max_tokens":100000}`, m.ContextLength()-len(m.Tokenizer().Encode("Hello", true)))
+	// max_tokens within the context but beyond what the prompt leaves is
+	// cut to what it leaves; beyond the context itself it is refused,
+	// with the numbers, as OpenAI and vLLM answer.
+	n := m.ContextLength()
+	f(routeGenerate, fmt.Sprintf(`{"prompt":"Hello","max_tokens":%d}`, n-1), n-len(m.Tokenizer().Encode("Hello", true)))
+	for _, rt := range []string{routeGenerate, routeCompletions} {
+		res := ts.do(t, "POST", rt, []byte(`{"prompt":"Hello","max_tokens":100000}`), nil)
+		code, body := res.status, string(res.body)
+		if code != 400 || !strings.Contains(body, `"param":"max_tokens"`) || !strings.Contains(body, fmt.Sprintf("context of %d tokens", n)) {
+			t.Errorf("%s with max_tokens 100000: %d %s", rt, code, body)
+		}
+	}
 }
 
 func TestGenerateErrors(t *testing.T) {

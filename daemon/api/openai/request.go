@@ -26,6 +26,10 @@ type textRequest struct {
 	Params       generate.Request
 	Stream       bool
 	IncludeUsage bool
+	// ExplicitMaxTokens says the request set max_tokens itself (rather
+	// than taking the route's default), so more than the context holds
+	// is refused rather than cut.
+	ExplicitMaxTokens bool
 }
 
 // Defaults of the routes: /v1/generate keeps the seed API's, the OpenAI
@@ -286,6 +290,7 @@ func (s *sampling) apply(r *textRequest, maxTokens int, temperature float64) err
 			return route.ParamError("max_tokens", fmt.Sprintf("max_tokens must be at least 1, got %d", *s.MaxTokens))
 		}
 		p.MaxTokens = *s.MaxTokens
+		r.ExplicitMaxTokens = true
 	}
 	bad := func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }
 	if s.Temperature != nil {

@@ -94,6 +94,11 @@ func (c *textCall) Serve(r *route.Request) (route.Stream, error) {
 			return nil, err
 		}
 	}
+	if n := c.m.ContextLength(); c.req.ExplicitMaxTokens && p.MaxTokens > n {
+		// As OpenAI and vLLM answer: silently generating less than asked
+		// hides the mistake.
+		return nil, route.ParamError("max_tokens", fmt.Sprintf("max_tokens is %d, but model %s has a context of %d tokens (prompt and completion together); ask for at most %d", p.MaxTokens, route.Quote(r.Model), n, n-1))
+	}
 	if p.MaxTokens == 0 {
 		// Generate caps it to what the prompt leaves of the context.
 		p.MaxTokens = c.m.ContextLength()
