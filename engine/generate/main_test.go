@@ -2,7 +2,6 @@ package generate
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -15,15 +14,11 @@ func tinyLlamaDir(t testing.TB) string {
 	return filepath.Join(testpaths.RepoRoot(t), "examples", "models", "tiny-llama")
 }
 
-// sharedModel returns a model folder under shared/models, skipping the
-// test if it is missing.
+// sharedModel returns a model folder under shared/models; a missing one
+// skips the test, or fails it with CI=true.
 func sharedModel(t testing.TB, name string) string {
 	t.Helper()
-	dir := filepath.Join(testpaths.Shared(t), "models", name)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("%s is missing (is the shared folder beside the repository, or AIASSIST_SHARED set?): %v", dir, err)
-	}
-	return dir
+	return testpaths.SharedPath(t, filepath.Join("models", name))
 }
 
 var (
