@@ -48,9 +48,6 @@ func loadChatConfig(dir, override string) (*chatConfig, error) {
 	return c, nil
 }
 
-// HasChatTemplate reports whether ApplyChatTemplate can work.
-func (m *Model) HasChatTemplate() bool { return m.chat.tmpl != nil }
-
 // ApplyChatTemplate renders messages with the model's chat template, with
 // the assistant's turn opened if addGenerationPrompt is set. The result
 // usually starts with the BOS token already, so generate it with

@@ -65,8 +65,10 @@ type Result struct {
 // Result.Text. An error from emit stops the generation and is returned, as
 // is ctx's error once ctx ends. Bad parameters, a prompt too long for the
 // context and ids the model does not know give errors wrapping
-// engine.ErrInvalidInput; a full queue engine.ErrQueueFull; a closed
-// model engine.ErrClosed.
+// engine.ErrInvalidInput; a full queue a *engine.LimitError (wrapping
+// engine.ErrQueueFull); a ctx that ends while waiting for a sequence slot
+// a *engine.DeadlineError (wrapping engine.ErrExpired and ctx's cause); a
+// closed model engine.ErrClosed.
 func (m *Model) Generate(ctx context.Context, req Request, emit func(Chunk) error) (Result, error) {
 	if m.tok == nil {
 		return Result{}, fmt.Errorf("%w: model %q has no tokenizer.json, so it cannot take text", engine.ErrInvalidInput, m.opts.Name)
@@ -281,7 +283,8 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 }
 
 // admit takes a sequence slot, waiting in the bounded queue if all are
-// taken.
+// taken. A full queue is a *engine.LimitError; a ctx that ends while
+// waiting a *engine.DeadlineError, as for a tensor model's queue.
 func (m *Model) admit(ctx context.Context) error {
 	select {
 	case m.slots <- struct{}{}:
@@ -305,6 +308,6 @@ func (m *Model) admit(ctx context.Context) error {
 	case m.slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return &engine.DeadlineError{Model: m.opts.Name, Cause: context.Cause(ctx)}
 	}
 }

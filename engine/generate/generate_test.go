@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -19,8 +18,9 @@ import (
 	"github.com/aiassist/aiassist/engine"
 )
 
-// TestKVCacheMatchesRecompute decodes greedily with the cache and without
-// it (the whole sequence fed at every step): the tokens must be the same.
+// TestKVCacheMatchesRecompute decodes greedily with the cache, and with the
+// prompt prefilled in chunks, and without the cache (recomputeGreedy: the
+// whole sequence fed at every step): the tokens must be the same.
 func TestKVCacheMatchesRecompute(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -37,10 +37,9 @@ func TestKVCacheMatchesRecompute(t *testing.T) {
 			cached := load(t, Options{Name: c.name, Dir: c.dir})
 			chunked := load(t, Options{Name: c.name, Dir: c.dir})
 			chunked.prefillChunk = 2
-			full := load(t, Options{Name: c.name, Dir: c.dir, DisableKVCache: true})
 			for _, p := range c.prompts {
 				got, _ := greedyIDs(t, cached, p, 24)
-				want, _ := greedyIDs(t, full, p, 24)
+				want := recomputeGreedy(t, cached, p, 24)
 				t.Logf("prompt %v -> %v", p, got)
 				if !slices.Equal(got, want) {
 					t.Errorf("prompt %v: with the cache %v, recomputed %v", p, got, want)
@@ -339,19 +338,22 @@ func TestConcurrent(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			m := load(t, Options{Name: c.name, Dir: c.dir, Instances: c.instances})
+			set := metrics.NewSet()
+			m := load(t, Options{Name: c.name, Dir: c.dir, Instances: c.instances, Metrics: set})
 			n := func(i int) int { return 10 + 3*i } // leave at different steps
 			want := make([][]int, len(c.prompts))
 			for i, p := range c.prompts {
 				want[i], _ = greedyIDs(t, m, p, n(i))
 			}
+			stepsAlone, _, sumAlone := batchSizes(t, set, c.name)
 			// Hold the first step until half the sequences are queued; the
 			// others join once the first has its first token.
 			half := len(c.prompts) / 2
-			var queued atomic.Int64
 			gate := make(chan struct{})
 			var gateOnce sync.Once
-			m.stepHook = func() { <-gate }
+			open := func() { gateOnce.Do(func() { close(gate) }) }
+			t.Cleanup(open) // before m.Close, which waits for the generations
+			m.beforeStep = func() { <-gate }
 			started := make(chan struct{})
 			var startOnce sync.Once
 			got := make([][]int, len(c.prompts))
@@ -374,38 +376,46 @@ func TestConcurrent(t *testing.T) {
 				wg.Add(1)
 				go run(i)
 			}
-			for {
-				queued.Store(0)
+			waitFor(t, "half the sequences to reach a lane", func() bool {
+				queued := 0
 				for _, l := range m.lanes {
 					l.mu.Lock()
-					queued.Add(int64(l.load))
+					queued += l.load
 					l.mu.Unlock()
 				}
-				if queued.Load() == int64(half) {
-					break
-				}
-				runtime.Gosched()
-			}
-			gateOnce.Do(func() { close(gate) })
-			<-started
+				return queued == half
+			})
+			open()
+			await(t, "the first token", started)
 			for i := half; i < len(c.prompts); i++ {
 				wg.Add(1)
 				go run(i)
 			}
-			wg.Wait()
+			finished := make(chan struct{})
+			go func() {
+				wg.Wait()
+				close(finished)
+			}()
+			await(t, "the generations", finished)
 			for i := range c.prompts {
 				if !slices.Equal(got[i], want[i]) {
 					t.Errorf("prompt %v: together %v, alone %v", c.prompts[i], got[i], want[i])
 				}
 			}
-			if m.io.batchable && m.peakBatch.Load() < 2 {
-				t.Errorf("the largest decode batch was %d", m.peakBatch.Load())
+			steps, alone, sum := batchSizes(t, set, c.name)
+			if alone-stepsAlone == steps-stepsAlone && m.io.batchable {
+				t.Errorf("every decode step ran one sequence (%v steps)", steps-stepsAlone)
 			}
-			t.Logf("largest batch %d", m.peakBatch.Load())
+			if steps > stepsAlone {
+				t.Logf("%v decode steps together, %.2f sequences each on average", steps-stepsAlone, (sum-sumAlone)/(steps-stepsAlone))
+			}
 		})
 	}
 }
 
+// TestQueueFullAndClose fills the one sequence slot and the one queue
+// place: the next generation gets a *engine.LimitError naming the model
+// and max_queue; Close then refuses new ones and waits for the running.
 func TestQueueFullAndClose(t *testing.T) {
 	t.Parallel()
 	m, err := Load(ortRuntime(t), Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), MaxSequences: 1, MaxQueue: 1})
@@ -413,7 +423,11 @@ func TestQueueFullAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	gate := make(chan struct{})
-	m.stepHook = func() { <-gate }
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(m.Close)
+	t.Cleanup(open)
+	m.beforeStep = func() { <-gate }
 	type outcome struct {
 		res Result
 		err error
@@ -425,48 +439,72 @@ func TestQueueFullAndClose(t *testing.T) {
 			results <- outcome{res, err}
 		}()
 	}
-	for {
+	waitFor(t, "one generation running and one waiting", func() bool {
 		m.mu.Lock()
-		w := m.waiting
-		m.mu.Unlock()
-		if w == 1 && len(m.slots) == 1 {
-			break
-		}
-		runtime.Gosched()
-	}
-	if _, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 5}, nil); !errors.Is(err, engine.ErrQueueFull) {
-		t.Errorf("third generation: %v, want ErrQueueFull", err)
+		defer m.mu.Unlock()
+		return m.waiting == 1 && len(m.slots) == 1
+	})
+	_, err = m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 5}, nil)
+	var limit *engine.LimitError
+	if !errors.As(err, &limit) || limit.Model != "tiny-llama" || limit.Setting != "max_queue" || limit.Limit != 1 || !errors.Is(err, engine.ErrQueueFull) {
+		t.Errorf("third generation: %v (%#v), want a LimitError for tiny-llama's max_queue 1", err, limit)
 	}
 	closed := make(chan struct{})
 	go func() {
 		m.Close()
 		close(closed)
 	}()
-	for {
+	waitFor(t, "Close to start", func() bool {
 		m.mu.Lock()
-		c := m.closed
-		m.mu.Unlock()
-		if c {
-			break
-		}
-		runtime.Gosched()
-	}
-	if _, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 5}, nil); !errors.Is(err, engine.ErrClosed) {
-		t.Errorf("after Close: %v, want ErrClosed", err)
+		defer m.mu.Unlock()
+		return m.closed
+	})
+	if _, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 5}, nil); !errors.Is(err, engine.ErrClosed) || !strings.Contains(err.Error(), "tiny-llama") {
+		t.Errorf("after Close: %v, want ErrClosed naming the model", err)
 	}
 	select {
 	case <-closed:
 		t.Fatal("Close returned while generations were running")
 	default:
 	}
-	close(gate)
+	open()
 	for range 2 {
-		o := <-results
+		o := await(t, "a generation", results)
 		if o.err != nil || o.res.CompletionTokens != 5 {
 			t.Errorf("generation during Close: %+v %v", o.res, o.err)
 		}
 	}
-	<-closed
+	await(t, "Close", closed)
+}
+
+// TestQueuedDeadline gives a generation that must wait for a slot a
+// deadline that passes while it waits: it gets a *engine.DeadlineError
+// naming the model, which still matches context.DeadlineExceeded.
+func TestQueuedDeadline(t *testing.T) {
+	t.Parallel()
+	m := load(t, Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), MaxSequences: 1})
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	m.beforeStep = func() { <-gate }
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Generate(context.Background(), Request{Prompt: "Hi", MaxTokens: 2}, nil)
+		done <- err
+	}()
+	waitFor(t, "the first generation to take the slot", func() bool { return len(m.slots) == 1 })
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now()) // already passed
+	defer cancel()
+	_, err := m.Generate(ctx, Request{Prompt: "Hi", MaxTokens: 2}, nil)
+	var dl *engine.DeadlineError
+	if !errors.As(err, &dl) || dl.Model != "tiny-llama" || !errors.Is(err, engine.ErrExpired) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("queued past its deadline: %v, want a DeadlineError for tiny-llama", err)
+	}
+	open()
+	if err := await(t, "the first generation", done); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestMetrics(t *testing.T) {
@@ -543,27 +581,25 @@ func TestLoadErrors(t *testing.T) {
 // falling back to the default queue.
 func TestNoQueue(t *testing.T) {
 	t.Parallel()
-	m, err := Load(ortRuntime(t), Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), MaxSequences: 1, MaxQueue: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := load(t, Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), MaxSequences: 1, MaxQueue: -1})
 	gate := make(chan struct{})
-	var once sync.Once
-	m.stepHook = func() { once.Do(func() { <-gate }) }
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	m.beforeStep = func() { <-gate }
 	done := make(chan error, 1)
 	go func() {
 		_, err := m.Generate(context.Background(), Request{Prompt: "Hi", MaxTokens: 2}, nil)
 		done <- err
 	}()
-	for len(m.slots) != 1 {
-		runtime.Gosched()
+	waitFor(t, "the first generation to take the slot", func() bool { return len(m.slots) == 1 })
+	_, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 2}, nil)
+	var limit *engine.LimitError
+	if !errors.As(err, &limit) || limit.Setting != "max_queue" || limit.Limit != 0 {
+		t.Errorf("second generation: %v, want a LimitError for max_queue 0", err)
 	}
-	if _, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 2}, nil); !errors.Is(err, engine.ErrQueueFull) {
-		t.Errorf("second generation: %v, want ErrQueueFull", err)
-	}
-	close(gate)
-	if err := <-done; err != nil {
+	open()
+	if err := await(t, "the first generation", done); err != nil {
 		t.Error(err)
 	}
 }

@@ -76,7 +76,7 @@ func (l *lane) run() {
 			<-l.wakeC
 			continue
 		}
-		if h := l.m.stepHook; h != nil {
+		if h := l.m.beforeStep; h != nil {
 			h()
 		}
 		l.safeStep(joining)
@@ -115,11 +115,6 @@ func (l *lane) safeStep(joining []*seq) {
 // active ones.
 func (l *lane) step(joining []*seq) {
 	m := l.m
-	if m.opts.DisableKVCache {
-		l.active = append(l.active, joining...)
-		l.recomputeStep()
-		return
-	}
 	if !m.io.batchable {
 		l.soloStep(joining)
 		return
@@ -249,7 +244,9 @@ func (l *lane) decodeStep() {
 		l.failAll(err)
 		return
 	}
-	l.m.observeBatch(len(l.active))
+	if b := l.m.met.batch; b != nil {
+		b.Update(float64(len(l.active)))
+	}
 	want := l.pastLen + 1
 	l.dropPast()
 	l.past, l.pastLen = out.present, out.presentLen
@@ -307,31 +304,6 @@ func (l *lane) soloStep(joining []*seq) {
 		s.release()
 		s.own, s.ownLen = out.present, out.presentLen
 		s.cached = out.presentLen
-		if l.advance(s, out.logits[0]) {
-			kept = append(kept, s)
-		}
-	}
-	clear(l.active[len(kept):])
-	l.active = kept
-}
-
-// recomputeStep runs each active sequence alone over all its tokens with
-// an empty past: the no-cache reference.
-func (l *lane) recomputeStep() {
-	kept := l.active[:0]
-	for _, s := range l.active {
-		if s.cancelled.Load() {
-			l.finish(s, "", errCancelled)
-			continue
-		}
-		out, err := l.runModel([][]int{s.ids}, [][]int{positions(0, len(s.ids))}, nil, 0, []int{0}, nil)
-		if err != nil {
-			l.finish(s, "", err)
-			continue
-		}
-		for _, v := range out.present {
-			v.Destroy()
-		}
 		if l.advance(s, out.logits[0]) {
 			kept = append(kept, s)
 		}

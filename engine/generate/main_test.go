@@ -2,9 +2,15 @@ package generate
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/internal/testpaths"
@@ -58,4 +64,87 @@ func greedyIDs(t testing.TB, m *Model, prompt []int, n int) ([]int, Result) {
 		t.Fatal(err)
 	}
 	return ids, res
+}
+
+// recomputeGreedy is the no-cache reference the cached decode loop is
+// tested against: it decodes greedily by feeding the whole sequence at
+// every step with an empty past, on the model's first session.
+func recomputeGreedy(t testing.TB, m *Model, prompt []int, n int) []int {
+	t.Helper()
+	l := m.lanes[0]
+	ids := slices.Clone(prompt)
+	var out []int
+	for len(out) < n && len(ids) < m.context {
+		res, err := l.runModel([][]int{ids}, [][]int{positions(0, len(ids))}, nil, 0, []int{0}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		destroyAll(res.present)
+		id := argmax(res.logits[0])
+		out = append(out, id)
+		ids = append(ids, id)
+		if m.eos[id] {
+			break
+		}
+	}
+	return out
+}
+
+// waitDeadline bounds every wait in these tests, so that a bug fails the
+// test instead of hanging it.
+const waitDeadline = 2 * time.Minute
+
+// waitFor polls cond until it holds.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitDeadline)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s after %s", what, waitDeadline)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// await receives from ch.
+func await[T any](t testing.TB, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitDeadline):
+		t.Fatalf("gave up waiting for %s after %s", what, waitDeadline)
+		panic("unreachable")
+	}
+}
+
+// batchSizes reads the aiassist_generation_batch_size histogram of model
+// from set: the number of decode steps, of those with one sequence, and
+// the sequences summed over all steps.
+func batchSizes(t testing.TB, set *metrics.Set, model string) (steps, alone, sum float64) {
+	t.Helper()
+	var b strings.Builder
+	set.WritePrometheus(&b)
+	prefix := "aiassist_generation_batch_size"
+	for _, line := range strings.Split(b.String(), "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		var dst *float64
+		switch name {
+		case prefix + `_bucket{model="` + model + `",le="1"}`:
+			dst = &alone
+		case prefix + `_count{model="` + model + `"}`:
+			dst = &steps
+		case prefix + `_sum{model="` + model + `"}`:
+			dst = &sum
+		default:
+			continue
+		}
+		if _, err := fmt.Sscan(value, dst); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+	}
+	return steps, alone, sum
 }

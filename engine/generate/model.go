@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -46,7 +45,8 @@ type Options struct {
 	// lanes. Default 8.
 	MaxSequences int
 	// MaxQueue bounds the generations waiting for a sequence slot; one more
-	// fails with engine.ErrQueueFull. Default 64; negative lets none wait.
+	// fails with a *engine.LimitError whose Setting is "max_queue".
+	// Default 64; negative lets none wait.
 	MaxQueue int
 	// ContextLength overrides the model's context length from its config;
 	// 0 keeps it.
@@ -56,10 +56,6 @@ type Options struct {
 	Truncate string
 	// ChatTemplate replaces tokenizer_config.json's chat_template.
 	ChatTemplate string
-	// DisableKVCache recomputes the whole sequence at every step with an
-	// empty past: slow, but the reference the cached path is tested
-	// against.
-	DisableKVCache bool
 	// Metrics receives the model's series; nil keeps them unexported.
 	Metrics *metrics.Set
 }
@@ -85,23 +81,17 @@ type Model struct {
 	running  sync.WaitGroup // Generate calls in progress
 	closeOne sync.Once
 
-	met       modelMetrics
-	peakBatch atomic.Int64 // the largest decode batch so far, for tests
-	stepHook  func()       // tests: runs before each lane step
-	// prefillChunk is the most prompt tokens fed in one step.
+	met modelMetrics
+	// prefillChunk is the most prompt tokens fed in one step,
+	// defaultPrefillChunk; a field rather than the constant so that tests
+	// can prefill the tiny test models' short prompts in several chunks.
 	prefillChunk int
-}
-
-func (m *Model) observeBatch(n int) {
-	if m.met.batch != nil {
-		m.met.batch.Update(float64(n))
-	}
-	for {
-		p := m.peakBatch.Load()
-		if int64(n) <= p || m.peakBatch.CompareAndSwap(p, int64(n)) {
-			return
-		}
-	}
+	// beforeStep, nil outside tests, runs in the lane before each step. It
+	// stays because nothing else can hold the decode loop: a lane runs
+	// independently of its callers (a blocked emit does not slow it), so
+	// without it a test cannot make sequences wait for a slot, or join a
+	// batch at a known step, without racing the loop.
+	beforeStep func()
 }
 
 // ioSpec maps the decoder's tensors, found in the ONNX file's I/O list.
@@ -389,21 +379,12 @@ func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, erro
 // of a 150k vocabulary are 300 MB of float32.
 const defaultPrefillChunk = 512
 
-// Name is the configured model name.
-func (m *Model) Name() string { return m.opts.Name }
-
 // ContextLength is the most tokens, prompt and completion, a sequence holds.
 func (m *Model) ContextLength() int { return m.context }
-
-// VocabSize is the model's vocabulary: prompt ids must be below it.
-func (m *Model) VocabSize() int { return m.vocab }
 
 // Tokenizer returns the model's tokenizer, or nil if its folder has no
 // tokenizer.json.
 func (m *Model) Tokenizer() *tokenizer.Tokenizer { return m.tok }
-
-// Options returns the options the model was loaded with, defaults filled.
-func (m *Model) Options() Options { return m.opts }
 
 // Close stops taking generations, waits for the running ones to finish and
 // releases the sessions.
