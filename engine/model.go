@@ -176,15 +176,6 @@ func (m *TensorModel) Outputs() []IOInfo { return m.outputs }
 // Batched reports whether requests are batched dynamically.
 func (m *TensorModel) Batched() bool { return m.batched }
 
-// MaxBatchSize is the largest batch a request may carry, or 0 if the
-// model's first dimension is not a batch dimension.
-func (m *TensorModel) MaxBatchSize() int {
-	if m.batched {
-		return m.opts.Batching.MaxBatchSize
-	}
-	return 0
-}
-
 // Infer runs the model on inputs and returns the outputs named in outputs
 // (all outputs if none are named), waiting in the queue at most until ctx
 // ends. The input tensors' data must not be changed until Infer returns.
