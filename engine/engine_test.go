@@ -15,6 +15,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/aiassist/aiassist/engine/batch"
 	"github.com/aiassist/aiassist/engine/modelgen"
 )
 
@@ -287,8 +288,8 @@ func TestClosedModelRefuses(t *testing.T) {
 	}
 	m.Close()
 	_, err = m.Infer(context.Background(), []Tensor{{Name: "input", DataType: FP32, Shape: []int64{1, 4}, Data: make([]byte, 16)}}, nil)
-	if !errors.Is(err, ErrClosed) {
-		t.Fatalf("err = %v, want ErrClosed", err)
+	if !errors.Is(err, ErrClosed) || errors.Is(err, batch.ErrClosed) || !strings.Contains(err.Error(), `"demo"`) {
+		t.Fatalf("err = %v, want engine's ErrClosed naming the model, not batch's", err)
 	}
 }
 

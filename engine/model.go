@@ -119,6 +119,7 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 	if qo.MaxQueueSize < 1 {
 		qo.MaxQueueSize = 1024
 	}
+	m.opts.Batching.MaxQueueSize = qo.MaxQueueSize // the limit a LimitError reports
 	m.queue = batch.New(qo, opts.Instances, m.runBatch)
 	loaded := time.Since(start).Seconds()
 	if set := opts.Metrics; set != nil {
@@ -179,6 +180,9 @@ func (m *TensorModel) Batched() bool { return m.batched }
 // Infer runs the model on inputs and returns the outputs named in outputs
 // (all outputs if none are named), waiting in the queue at most until ctx
 // ends. The input tensors' data must not be changed until Infer returns.
+// Inputs that do not fit the model give errors wrapping ErrInvalidInput; a
+// full queue a *LimitError, a ctx that ends while queued a *DeadlineError,
+// a closed model ErrClosed.
 func (m *TensorModel) Infer(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
 	req, key, err := m.prepare(inputs)
 	if err != nil {
