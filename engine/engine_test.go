@@ -304,3 +304,55 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatal("a garbage file loaded")
 	}
 }
+
+// TestCheckModelFile checks the files of tensor models the way `check`
+// does, and shows that ONNX Runtime agrees: what passes loads, and a
+// model whose external data is gone fails both.
+func TestCheckModelFile(t *testing.T) {
+	dir := t.TempDir()
+	mlp := modelgen.NewMLP([]int{4, 128, 4}, 7) // weights of 2 KB go to the data file
+	path := filepath.Join(dir, "model.onnx")
+	if err := modelgen.WriteFileExternal(path, mlp.Model(modelgen.MLPOptions{}), "model.onnx.data"); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckModelFile(path); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadTensorModel(rt, TensorModelOptions{Name: "external", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := rowsInput(2, 4, 1)
+	out, err := m.Infer(context.Background(), []Tensor{{Name: "input", DataType: FP32, Shape: []int64{2, 4}, Data: f32Bytes(x)}}, nil)
+	m.Close()
+	if err != nil || !closeTo(bytesF32(out[0].Data), mlp.Forward(x, 2)) {
+		t.Fatalf("the model with external data: %v", err)
+	}
+
+	f := func(path, want string) {
+		t.Helper()
+		err := CheckModelFile(path)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckModelFile(%s) = %v, want an error with %q", path, err, want)
+		}
+		if _, lerr := LoadTensorModel(rt, TensorModelOptions{Name: "x", Path: path}); lerr == nil {
+			t.Errorf("LoadTensorModel(%s) loaded what CheckModelFile refused: %v", path, err)
+		}
+	}
+	data := filepath.Join(dir, "model.onnx.data")
+	os.Rename(data, data+".moved")
+	f(path, data)
+	f(filepath.Join(dir, "missing.onnx"), "missing.onnx: no such file")
+	f(dir, "is not a regular file")
+	empty := filepath.Join(dir, "empty.onnx")
+	os.WriteFile(empty, nil, 0o644)
+	f(empty, "empty.onnx is empty")
+	unreadable := filepath.Join(dir, "unreadable.onnx")
+	os.WriteFile(unreadable, []byte{1}, 0o000)
+	if os.Getuid() != 0 { // root reads it anyway
+		f(unreadable, "permission denied")
+	}
+	garbage := filepath.Join(dir, "garbage.onnx")
+	os.WriteFile(garbage, []byte("not a model"), 0o644)
+	f(garbage, "garbage.onnx is not a valid ONNX model")
+}

@@ -14,6 +14,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/aiassist/aiassist/engine/batch"
+	"github.com/aiassist/aiassist/engine/internal/onnxfile"
 )
 
 // IOInfo describes a model input or output as the model declares it.
@@ -70,6 +71,15 @@ var batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 // inferenceBuckets suit one session run, in seconds.
 var inferenceBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
+// CheckModelFile checks, without ONNX Runtime, the files LoadTensorModel
+// reads: path is a readable, non-empty regular file that parses as an ONNX
+// model, and the external data files its tensors name (model.onnx.data)
+// are readable too. The error names the file at fault.
+func CheckModelFile(path string) error {
+	_, err := onnxfile.Files(path)
+	return err
+}
+
 // LoadTensorModel opens opts.Instances sessions of the model at opts.Path.
 func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error) {
 	if rt == nil {
@@ -77,6 +87,11 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 	}
 	start := time.Now()
 	opts.Instances = max(opts.Instances, 1)
+	// The same check as CheckModelFile, so that check and load agree, and
+	// a missing or empty file gets a clearer message than ONNX Runtime's.
+	if err := CheckModelFile(opts.Path); err != nil {
+		return nil, fmt.Errorf("cannot load model %q: %w", opts.Name, err)
+	}
 	ins, outs, err := ort.GetInputOutputInfo(opts.Path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load model %q from %q: %w", opts.Name, opts.Path, err)

@@ -70,9 +70,6 @@ type Result struct {
 // a *engine.DeadlineError (wrapping engine.ErrExpired and ctx's cause); a
 // closed model engine.ErrClosed.
 func (m *Model) Generate(ctx context.Context, req Request, emit func(Chunk) error) (Result, error) {
-	if m.tok == nil {
-		return Result{}, fmt.Errorf("%w: model %q has no tokenizer.json, so it cannot take text", engine.ErrInvalidInput, m.opts.Name)
-	}
 	if err := req.validate(); err != nil {
 		return Result{}, err
 	}
@@ -122,8 +119,7 @@ func (m *Model) Generate(ctx context.Context, req Request, emit func(Chunk) erro
 	return res, nil
 }
 
-// GenerateIDs generates from token ids, for models without a tokenizer
-// and for tests. emitID, if not nil, receives every generated id, an
+// GenerateIDs generates from token ids, for a warm-up and for tests. emitID, if not nil, receives every generated id, an
 // end-of-sequence id included. req.Prompt and req.Stop are ignored.
 func (m *Model) GenerateIDs(ctx context.Context, promptIDs []int, req Request, emitID func(int) error) (Result, error) {
 	req.Stop = nil

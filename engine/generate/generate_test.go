@@ -29,7 +29,7 @@ func TestKVCacheMatchesRecompute(t *testing.T) {
 	}{
 		{"tiny-llama", tinyLlamaDir(t), [][]int{{40, 71, 82, 82, 85, 283}, {306, 308, 71}, {5}}},
 		{"tiny-random-gpt2-fp32", sharedModel(t, "tiny-random-gpt2-fp32"), [][]int{{464, 318, 257, 922, 530}, {11, 995}, {1}}},
-		{"dummy-decoder-optimum", sharedModel(t, "dummy-decoder-optimum"), [][]int{{1, 2, 3}, {7}}},
+		{"dummy-decoder-optimum", withTokenizer(t, sharedModel(t, "dummy-decoder-optimum")), [][]int{{1, 2, 3}, {7}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -285,10 +285,6 @@ func TestInvalidInput(t *testing.T) {
 			t.Errorf("%+v: %v", req, err)
 		}
 	}
-	dummy := load(t, Options{Name: "dummy", Dir: sharedModel(t, "dummy-decoder-optimum")})
-	if _, err := dummy.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 1}, nil); !errors.Is(err, engine.ErrInvalidInput) || !strings.Contains(err.Error(), "tokenizer") {
-		t.Errorf("no tokenizer: %v", err)
-	}
 }
 
 func TestEmitErrorAndCancel(t *testing.T) {
@@ -333,7 +329,7 @@ func TestConcurrent(t *testing.T) {
 		{"tiny-llama", tinyLlamaDir(t), 1, [][]int{{40, 71, 82, 82, 85, 283}, {306, 308, 71}, {5}, {72, 258, 1, 300}, {12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22}, {99}, {100, 101}, {262, 263, 264}}},
 		{"tiny-llama-2", tinyLlamaDir(t), 2, [][]int{{40, 71, 82}, {306, 308, 71}, {5}, {72, 258, 1, 300}, {12, 13, 14, 15}, {99}}},
 		{"gpt2", sharedModel(t, "tiny-random-gpt2-fp32"), 1, [][]int{{464, 318, 257, 922, 530}, {11, 995}, {1}, {300, 301, 302, 303, 304, 305, 306, 307}, {42}, {500, 600}, {7, 8, 9}, {999}}},
-		{"dummy", sharedModel(t, "dummy-decoder-optimum"), 1, [][]int{{1, 2, 3}, {7}, {4, 5}}},
+		{"dummy", withTokenizer(t, sharedModel(t, "dummy-decoder-optimum")), 1, [][]int{{1, 2, 3}, {7}, {4, 5}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -11,7 +11,6 @@ package generate
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -32,8 +31,8 @@ type Options struct {
 	Name string
 	// Dir is the model folder: an Optimum export (config.json and
 	// model.onnx or decoder_model_merged.onnx) or a GenAI export
-	// (genai_config.json). tokenizer.json and tokenizer_config.json are
-	// read from it when present.
+	// (genai_config.json), with tokenizer.json and, if present,
+	// tokenizer_config.json; ModelFiles lists what is read.
 	Dir string
 	// Instances is the number of ONNX Runtime sessions, each with its own
 	// scheduler lane. Default 1.
@@ -135,11 +134,11 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	default:
 		return nil, fmt.Errorf("model %q: truncate %q is not one of error, left", opts.Name, opts.Truncate)
 	}
-	cfg, err := loadConfig(opts.Dir)
+	folder, err := resolve(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load model %q: %w", opts.Name, err)
 	}
-	path := filepath.Join(opts.Dir, cfg.file)
+	cfg, path := folder.cfg, folder.model
 	ins, outs, err := ort.GetInputOutputInfo(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load model %q from %q: %w", opts.Name, path, err)
@@ -159,15 +158,13 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	if m.context <= 0 {
 		return nil, fmt.Errorf("model %q: the config gives no context length; set context_length", opts.Name)
 	}
-	if tp := filepath.Join(opts.Dir, "tokenizer.json"); fileExists(tp) {
-		if m.tok, err = tokenizer.Load(tp); err != nil {
-			return nil, fmt.Errorf("model %q: %w", opts.Name, err)
-		}
-	}
-	if m.chat, err = loadChatConfig(opts.Dir, opts.ChatTemplate); err != nil {
+	if m.tok, err = tokenizer.Load(folder.tokenizer); err != nil {
 		return nil, fmt.Errorf("model %q: %w", opts.Name, err)
 	}
-	if m.tok != nil && len(m.eos) == 0 && m.chat.eosToken != "" {
+	if m.chat, err = loadChatConfig(folder.tokenizerConfig, opts.ChatTemplate); err != nil {
+		return nil, fmt.Errorf("model %q: %w", opts.Name, err)
+	}
+	if len(m.eos) == 0 && m.chat.eosToken != "" {
 		if id, ok := m.tok.TokenToID(m.chat.eosToken); ok {
 			m.eos[id] = true
 		}
@@ -200,11 +197,6 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 		go l.run()
 	}
 	return m, nil
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
 }
 
 // layerPattern turns a name pattern with %d into a regexp capturing the
@@ -382,8 +374,7 @@ const defaultPrefillChunk = 512
 // ContextLength is the most tokens, prompt and completion, a sequence holds.
 func (m *Model) ContextLength() int { return m.context }
 
-// Tokenizer returns the model's tokenizer, or nil if its folder has no
-// tokenizer.json.
+// Tokenizer returns the model's tokenizer.
 func (m *Model) Tokenizer() *tokenizer.Tokenizer { return m.tok }
 
 // Close stops taking generations, waits for the running ones to finish and

@@ -78,7 +78,7 @@ func TestInlineModelIsOneFile(t *testing.T) {
 func TestExternalData(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "model.onnx")
-	if err := modelgen.WriteFileExternal(path, modelgen.DemoMLP().Model(modelgen.MLPOptions{}), "model.onnx.data"); err != nil {
+	if err := modelgen.WriteFileExternal(path, modelgen.NewMLP([]int{4, 128, 4}, 7).Model(modelgen.MLPOptions{}), "model.onnx.data"); err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "model.onnx.data")
