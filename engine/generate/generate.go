@@ -31,7 +31,11 @@ type Request struct {
 	// RepetitionPenalty divides the logits of tokens already in the
 	// sequence (Hugging Face's repetition_penalty); 0 or 1 is off.
 	RepetitionPenalty float64
-	// Seed makes sampling repeatable; nil picks one at random.
+	// Seed makes the generation repeatable: the same prompt, parameters
+	// and seed give the same text on the same model files, ONNX Runtime
+	// and thread settings, however many other sequences run. Such a
+	// sequence is decoded on its own, outside the decode batch; nil picks
+	// a random seed and lets the sequence share the batch.
 	Seed *uint64
 	// Stop ends generation at the first of these strings in the output,
 	// which is cut before it.
@@ -206,6 +210,7 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 		prompt:  len(ids),
 		maxNew:  maxNew,
 		sampler: newSampler(&req, seed),
+		alone:   req.Seed != nil,
 		notify:  make(chan struct{}, 1),
 	}
 	if err := m.admit(ctx); err != nil {

@@ -16,7 +16,8 @@ import (
 // lane runs one session. Its active sequences share one batched cache in
 // which each row is left-padded to the longest; the cache tensors of one
 // step are the next step's past as long as the batch does not change, and
-// are repacked when a sequence joins or leaves.
+// are repacked when a sequence joins or leaves. Its alone sequences each
+// keep their own cache and run on their own at every step.
 type lane struct {
 	m    *Model
 	sess *ort.DynamicAdvancedSession
@@ -32,6 +33,7 @@ type lane struct {
 	active  []*seq
 	past    []ort.Value // batched cache of active, in io.past order
 	pastLen int
+	alone   []*seq
 }
 
 func newLane(m *Model, s *ort.DynamicAdvancedSession) *lane {
@@ -68,7 +70,7 @@ func (l *lane) run() {
 		l.joining = nil
 		closing := l.closing
 		l.mu.Unlock()
-		if len(joining) == 0 && len(l.active) == 0 {
+		if len(joining) == 0 && len(l.active) == 0 && len(l.alone) == 0 {
 			if closing {
 				l.dropPast()
 				return
@@ -112,13 +114,25 @@ func (l *lane) safeStep(joining []*seq) {
 }
 
 // step prefills the joining sequences, then runs one decode step for all
-// active ones.
+// of the lane's: one batch for those that share it, one run each for those
+// decoded alone (seeded ones, and every one of a model that cannot be
+// batched).
 func (l *lane) step(joining []*seq) {
-	m := l.m
-	if !m.io.batchable {
-		l.soloStep(joining)
-		return
+	var batched, alone []*seq
+	for _, s := range joining {
+		if s.alone || !l.m.io.batchable {
+			alone = append(alone, s)
+		} else {
+			batched = append(batched, s)
+		}
 	}
+	l.batchStep(batched)
+	l.soloStep(alone)
+}
+
+// batchStep prefills the joining sequences, then runs one decode step for
+// all active ones in one batch.
+func (l *lane) batchStep(joining []*seq) {
 	changed := false
 	for _, s := range joining {
 		if s.cancelled.Load() {
@@ -155,20 +169,29 @@ func (l *lane) step(joining []*seq) {
 	}
 	if changed {
 		if err := l.repack(rows); err != nil {
-			l.failAll(err)
+			l.failBatch(err)
 			return
 		}
 	}
 	l.decodeStep()
 }
 
-// failAll ends every active sequence with err.
-func (l *lane) failAll(err error) {
+// failBatch ends every active sequence with err.
+func (l *lane) failBatch(err error) {
 	for _, s := range l.active {
 		l.finish(s, "", err)
 	}
 	l.active = l.active[:0]
 	l.dropPast()
+}
+
+// failAll ends every sequence of the lane with err.
+func (l *lane) failAll(err error) {
+	l.failBatch(err)
+	for _, s := range l.alone {
+		l.finish(s, "", err)
+	}
+	l.alone = l.alone[:0]
 }
 
 // prefill runs s's prompt alone with an empty past, samples its first
@@ -241,17 +264,15 @@ func (l *lane) decodeStep() {
 	}
 	out, err := l.runModel(ids, pos, l.past, l.pastLen, rows, pads)
 	if err != nil {
-		l.failAll(err)
+		l.failBatch(err)
 		return
 	}
-	if b := l.m.met.batch; b != nil {
-		b.Update(float64(len(l.active)))
-	}
+	l.m.observeBatch(len(l.active))
 	want := l.pastLen + 1
 	l.dropPast()
 	l.past, l.pastLen = out.present, out.presentLen
 	if out.presentLen != want {
-		l.failAll(fmt.Errorf("model %q: the cache holds %d positions after a step, want %d", l.m.opts.Name, out.presentLen, want))
+		l.failBatch(fmt.Errorf("model %q: the cache holds %d positions after a step, want %d", l.m.opts.Name, out.presentLen, want))
 		return
 	}
 	kept := l.active[:0]
@@ -274,24 +295,28 @@ func (l *lane) decodeStep() {
 	}
 	if left {
 		if err := l.repack(rowsKept); err != nil {
-			l.failAll(err)
+			l.failBatch(err)
 		}
 	}
 }
 
-// soloStep runs each sequence alone with its own cache, in turns: for
-// models whose outputs do not follow the batch size or that take no
-// position ids, so that left padding cannot be trusted.
+// soloStep prefills the joining sequences, then runs each alone sequence
+// on its own with its own cache, in turns. That is how every sequence of a
+// model whose outputs do not follow the batch size or that takes no
+// position ids runs, as left padding cannot be trusted there; and how a
+// seeded one runs, as its logits in a batch would not be bit for bit those
+// it gets alone (its row is padded to the longest) and a seed must give
+// the same text whatever else the lane runs.
 func (l *lane) soloStep(joining []*seq) {
 	for _, s := range joining {
 		if s.cancelled.Load() {
 			l.finish(s, "", errCancelled)
 		} else if l.prefill(s) {
-			l.active = append(l.active, s)
+			l.alone = append(l.alone, s)
 		}
 	}
-	kept := l.active[:0]
-	for _, s := range l.active {
+	kept := l.alone[:0]
+	for _, s := range l.alone {
 		if s.cancelled.Load() {
 			l.finish(s, "", errCancelled)
 			continue
@@ -301,6 +326,7 @@ func (l *lane) soloStep(joining []*seq) {
 			l.finish(s, "", err)
 			continue
 		}
+		l.m.observeBatch(1)
 		s.release()
 		s.own, s.ownLen = out.present, out.presentLen
 		s.cached = out.presentLen
@@ -308,8 +334,8 @@ func (l *lane) soloStep(joining []*seq) {
 			kept = append(kept, s)
 		}
 	}
-	clear(l.active[len(kept):])
-	l.active = kept
+	clear(l.alone[len(kept):])
+	l.alone = kept
 }
 
 func positions(from, to int) []int {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -119,13 +120,18 @@ func await[T any](t testing.TB, what string, ch <-chan T) T {
 }
 
 // batchSizes reads the aiassist_generation_batch_size histogram of model
-// from set: the number of decode steps, of those with one sequence, and
-// the sequences summed over all steps.
-func batchSizes(t testing.TB, set *metrics.Set, model string) (steps, alone, sum float64) {
+// from set: the number of decode steps, of those that ran at most
+// upTo sequences, and the sequences summed over all steps.
+func batchSizes(t testing.TB, set *metrics.Set, model string, upTo ...int) (steps, small, sum float64) {
 	t.Helper()
+	le := "1"
+	if len(upTo) > 0 {
+		le = strconv.Itoa(upTo[0])
+	}
 	var b strings.Builder
 	set.WritePrometheus(&b)
 	prefix := "aiassist_generation_batch_size"
+	found := false
 	for _, line := range strings.Split(b.String(), "\n") {
 		name, value, ok := strings.Cut(line, " ")
 		if !ok {
@@ -133,8 +139,8 @@ func batchSizes(t testing.TB, set *metrics.Set, model string) (steps, alone, sum
 		}
 		var dst *float64
 		switch name {
-		case prefix + `_bucket{model="` + model + `",le="1"}`:
-			dst = &alone
+		case prefix + `_bucket{model="` + model + `",le="` + le + `"}`:
+			dst, found = &small, true
 		case prefix + `_count{model="` + model + `"}`:
 			dst = &steps
 		case prefix + `_sum{model="` + model + `"}`:
@@ -146,5 +152,8 @@ func batchSizes(t testing.TB, set *metrics.Set, model string) (steps, alone, sum
 			t.Fatalf("%q: %v", line, err)
 		}
 	}
-	return steps, alone, sum
+	if !found && steps > 0 {
+		t.Fatalf("the batch size histogram has no bucket le=%q", le)
+	}
+	return steps, small, sum
 }

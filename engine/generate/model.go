@@ -93,6 +93,13 @@ type Model struct {
 	beforeStep func()
 }
 
+// observeBatch records the size of one decode step.
+func (m *Model) observeBatch(n int) {
+	if m.met.batch != nil {
+		m.met.batch.Update(float64(n))
+	}
+}
+
 // ioSpec maps the decoder's tensors, found in the ONNX file's I/O list.
 type ioSpec struct {
 	inputNames, outputNames []string

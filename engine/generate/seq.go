@@ -17,6 +17,9 @@ type seq struct {
 	cached  int // positions in this sequence's cache
 	own     []ort.Value
 	ownLen  int // the cache length of own, after prefill
+	// alone keeps the sequence out of decode batches, so that its logits
+	// do not depend on what else runs: set for a seeded request.
+	alone bool
 
 	cancelled atomic.Bool // set by the caller: stop at the next step
 
