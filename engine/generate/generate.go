@@ -123,8 +123,9 @@ func (m *Model) Generate(ctx context.Context, req Request, emit func(Chunk) erro
 	return res, nil
 }
 
-// GenerateIDs generates from token ids, for a warm-up and for tests. emitID, if not nil, receives every generated id, an
-// end-of-sequence id included. req.Prompt and req.Stop are ignored.
+// GenerateIDs generates from token ids, for a warm-up and for tests.
+// emitID, if not nil, receives every generated id, an end-of-sequence id
+// included. req.Prompt and req.Stop are ignored.
 func (m *Model) GenerateIDs(ctx context.Context, promptIDs []int, req Request, emitID func(int) error) (Result, error) {
 	req.Stop = nil
 	if err := req.validate(); err != nil {

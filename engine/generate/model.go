@@ -5,7 +5,9 @@
 // Every model has one scheduler lane per ONNX Runtime session. A lane runs
 // continuous batching: each decode step feeds all of its active sequences
 // in one batch, their caches left-padded to a common length; a new sequence
-// is prefilled alone and joins at the next step, a finished one leaves.
+// is prefilled alone and joins at the next step, a finished one leaves. A
+// seeded sequence is decoded on its own beside the batch, so that its
+// seed reproduces its text whatever else runs.
 package generate
 
 import (
