@@ -29,7 +29,7 @@ func Files(path string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &walker{r: &reader{f: f, size: st.Size()}, seen: map[string]bool{}}
+	w := &walker{r: &reader{f: f}, seen: map[string]bool{}}
 	if err := w.message(msgModel, 0, st.Size(), 0); err != nil {
 		return nil, fmt.Errorf("%s is not a valid ONNX model: %w", path, err)
 	}
@@ -242,7 +242,6 @@ func entry(b []byte) (key, value string, err error) {
 // structure costs few reads and skipping tensor data costs none.
 type reader struct {
 	f      io.ReaderAt
-	size   int64
 	buf    []byte
 	bufOff int64
 	err    error
