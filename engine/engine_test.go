@@ -15,6 +15,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/aiassist/aiassist/engine/batch"
 	"github.com/aiassist/aiassist/engine/modelgen"
 )
 
@@ -77,13 +78,13 @@ func rowsInput(rows, width int, seed int) []float32 {
 }
 
 func TestFindLibraryListsWhatItTried(t *testing.T) {
-	t.Setenv(LibraryEnv, "")
+	t.Setenv(libraryEnv, "")
 	_, err := FindLibrary("/nonexistent/libonnxruntime.so")
 	if err == nil || !strings.Contains(err.Error(), "runtime.library") {
 		t.Fatalf("err = %v", err)
 	}
-	t.Setenv(LibraryEnv, "/nonexistent/env.so")
-	if _, err := FindLibrary(""); err == nil || !strings.Contains(err.Error(), LibraryEnv) {
+	t.Setenv(libraryEnv, "/nonexistent/env.so")
+	if _, err := FindLibrary(""); err == nil || !strings.Contains(err.Error(), libraryEnv) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -144,7 +145,7 @@ func TestStaticBatchRunsUnbatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if m.Batched() || m.MaxBatchSize() != 0 {
+	if m.Batched() {
 		t.Fatal("a model with a fixed first dimension must not be batched")
 	}
 	var wg sync.WaitGroup
@@ -287,8 +288,8 @@ func TestClosedModelRefuses(t *testing.T) {
 	}
 	m.Close()
 	_, err = m.Infer(context.Background(), []Tensor{{Name: "input", DataType: FP32, Shape: []int64{1, 4}, Data: make([]byte, 16)}}, nil)
-	if !errors.Is(err, ErrClosed) {
-		t.Fatalf("err = %v, want ErrClosed", err)
+	if !errors.Is(err, ErrClosed) || errors.Is(err, batch.ErrClosed) || !strings.Contains(err.Error(), `"demo"`) {
+		t.Fatalf("err = %v, want engine's ErrClosed naming the model, not batch's", err)
 	}
 }
 
@@ -302,4 +303,56 @@ func TestLoadErrors(t *testing.T) {
 	if _, err := LoadTensorModel(rt, TensorModelOptions{Name: "bad", Path: bad}); err == nil {
 		t.Fatal("a garbage file loaded")
 	}
+}
+
+// TestCheckModelFile checks the files of tensor models the way `check`
+// does, and shows that ONNX Runtime agrees: what passes loads, and a
+// model whose external data is gone fails both.
+func TestCheckModelFile(t *testing.T) {
+	dir := t.TempDir()
+	mlp := modelgen.NewMLP([]int{4, 128, 4}, 7) // weights of 2 KB go to the data file
+	path := filepath.Join(dir, "model.onnx")
+	if err := modelgen.WriteFileExternal(path, mlp.Model(modelgen.MLPOptions{}), "model.onnx.data"); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckModelFile(path); err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadTensorModel(rt, TensorModelOptions{Name: "external", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := rowsInput(2, 4, 1)
+	out, err := m.Infer(context.Background(), []Tensor{{Name: "input", DataType: FP32, Shape: []int64{2, 4}, Data: f32Bytes(x)}}, nil)
+	m.Close()
+	if err != nil || !closeTo(bytesF32(out[0].Data), mlp.Forward(x, 2)) {
+		t.Fatalf("the model with external data: %v", err)
+	}
+
+	f := func(path, want string) {
+		t.Helper()
+		err := CheckModelFile(path)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckModelFile(%s) = %v, want an error with %q", path, err, want)
+		}
+		if _, lerr := LoadTensorModel(rt, TensorModelOptions{Name: "x", Path: path}); lerr == nil {
+			t.Errorf("LoadTensorModel(%s) loaded what CheckModelFile refused: %v", path, err)
+		}
+	}
+	data := filepath.Join(dir, "model.onnx.data")
+	os.Rename(data, data+".moved")
+	f(path, data)
+	f(filepath.Join(dir, "missing.onnx"), "missing.onnx: no such file")
+	f(dir, "is not a regular file")
+	empty := filepath.Join(dir, "empty.onnx")
+	os.WriteFile(empty, nil, 0o644)
+	f(empty, "empty.onnx is empty")
+	unreadable := filepath.Join(dir, "unreadable.onnx")
+	os.WriteFile(unreadable, []byte{1}, 0o000)
+	if os.Getuid() != 0 { // root reads it anyway
+		f(unreadable, "permission denied")
+	}
+	garbage := filepath.Join(dir, "garbage.onnx")
+	os.WriteFile(garbage, []byte("not a model"), 0o644)
+	f(garbage, "garbage.onnx is not a valid ONNX model")
 }

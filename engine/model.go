@@ -14,6 +14,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/aiassist/aiassist/engine/batch"
+	"github.com/aiassist/aiassist/engine/internal/onnxfile"
 )
 
 // IOInfo describes a model input or output as the model declares it.
@@ -70,6 +71,15 @@ var batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 // inferenceBuckets suit one session run, in seconds.
 var inferenceBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
+// CheckModelFile checks, without ONNX Runtime, the files LoadTensorModel
+// reads: path is a readable, non-empty regular file that parses as an ONNX
+// model, and the external data files its tensors name (model.onnx.data)
+// are readable too. The error names the file at fault.
+func CheckModelFile(path string) error {
+	_, err := onnxfile.Files(path)
+	return err
+}
+
 // LoadTensorModel opens opts.Instances sessions of the model at opts.Path.
 func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error) {
 	if rt == nil {
@@ -77,6 +87,11 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 	}
 	start := time.Now()
 	opts.Instances = max(opts.Instances, 1)
+	// The same check as CheckModelFile, so that check and load agree, and
+	// a missing or empty file gets a clearer message than ONNX Runtime's.
+	if err := CheckModelFile(opts.Path); err != nil {
+		return nil, fmt.Errorf("cannot load model %q: %w", opts.Name, err)
+	}
 	ins, outs, err := ort.GetInputOutputInfo(opts.Path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load model %q from %q: %w", opts.Name, opts.Path, err)
@@ -119,6 +134,7 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 	if qo.MaxQueueSize < 1 {
 		qo.MaxQueueSize = 1024
 	}
+	m.opts.Batching.MaxQueueSize = qo.MaxQueueSize // the limit a LimitError reports
 	m.queue = batch.New(qo, opts.Instances, m.runBatch)
 	loaded := time.Since(start).Seconds()
 	if set := opts.Metrics; set != nil {
@@ -176,18 +192,12 @@ func (m *TensorModel) Outputs() []IOInfo { return m.outputs }
 // Batched reports whether requests are batched dynamically.
 func (m *TensorModel) Batched() bool { return m.batched }
 
-// MaxBatchSize is the largest batch a request may carry, or 0 if the
-// model's first dimension is not a batch dimension.
-func (m *TensorModel) MaxBatchSize() int {
-	if m.batched {
-		return m.opts.Batching.MaxBatchSize
-	}
-	return 0
-}
-
 // Infer runs the model on inputs and returns the outputs named in outputs
 // (all outputs if none are named), waiting in the queue at most until ctx
 // ends. The input tensors' data must not be changed until Infer returns.
+// Inputs that do not fit the model give errors wrapping ErrInvalidInput; a
+// full queue a *LimitError, a ctx that ends while queued a *DeadlineError,
+// a closed model ErrClosed.
 func (m *TensorModel) Infer(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
 	req, key, err := m.prepare(inputs)
 	if err != nil {

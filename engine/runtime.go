@@ -13,11 +13,11 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// LibraryEnv is the environment variable that names the ONNX Runtime library.
-const LibraryEnv = "ONNXRUNTIME_LIB"
+// libraryEnv is the environment variable that names the ONNX Runtime library.
+const libraryEnv = "ONNXRUNTIME_LIB"
 
-// PackagedLibraryDir is where the deb and rpm packages install the library.
-const PackagedLibraryDir = "/usr/lib/aiassist"
+// packagedLibraryDir is where the deb and rpm packages install the library.
+const packagedLibraryDir = "/usr/lib/aiassist"
 
 // libraryNames are tried in each candidate directory, most specific first.
 var libraryNames = []string{"libonnxruntime.so", "libonnxruntime.so.1"}
@@ -42,14 +42,14 @@ func FindLibrary(configured string) (string, error) {
 		}
 		return "", fmt.Errorf("ONNX Runtime library %q (runtime.library) does not exist", configured)
 	}
-	if env := os.Getenv(LibraryEnv); env != "" {
+	if env := os.Getenv(libraryEnv); env != "" {
 		if try(env) {
 			return env, nil
 		}
-		return "", fmt.Errorf("ONNX Runtime library %q ($%s) does not exist", env, LibraryEnv)
+		return "", fmt.Errorf("ONNX Runtime library %q ($%s) does not exist", env, libraryEnv)
 	}
 	var dirs []string
-	dirs = append(dirs, PackagedLibraryDir)
+	dirs = append(dirs, packagedLibraryDir)
 	if exe, err := os.Executable(); err == nil {
 		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "build", "onnxruntime"))
 	}
@@ -65,7 +65,7 @@ func FindLibrary(configured string) (string, error) {
 	}
 	return "", fmt.Errorf("cannot find the ONNX Runtime library; tried: %s. "+
 		"Set runtime.library in the config or $%s, or run packaging/fetch-onnxruntime.sh",
-		strings.Join(tried, ", "), LibraryEnv)
+		strings.Join(tried, ", "), libraryEnv)
 }
 
 // moduleRoot walks up from the working directory to the folder holding

@@ -12,9 +12,9 @@ import (
 
 func loadConfig(t *testing.T, path string) Config {
 	t.Helper()
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(testpaths.Need(t, path))
 	if err != nil {
-		t.Skipf("%s is missing: %v", path, err)
+		t.Fatal(err)
 	}
 	c, err := ParseTokenizerConfig(data)
 	if err != nil {

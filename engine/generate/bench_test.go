@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // BenchmarkDecode measures single-stream generation in process, the
@@ -47,7 +49,8 @@ func BenchmarkDecode(b *testing.B) {
 // continuous batching puts them in one batch, so the total tokens/s is
 // well above one stream's.
 func BenchmarkDecodeConcurrent(b *testing.B) {
-	m := load(b, Options{Name: "tiny-llama", Dir: tinyLlamaDir(b)})
+	set := metrics.NewSet()
+	m := load(b, Options{Name: "tiny-llama", Dir: tinyLlamaDir(b), Metrics: set})
 	const streams, n = 8, 128
 	var tokens atomic.Int64
 	b.ResetTimer()
@@ -66,5 +69,6 @@ func BenchmarkDecodeConcurrent(b *testing.B) {
 		wg.Wait()
 	}
 	b.ReportMetric(float64(tokens.Load())/time.Since(start).Seconds(), "tokens/s")
-	b.ReportMetric(float64(m.peakBatch.Load()), "peak-batch")
+	steps, _, sum := batchSizes(b, set, "tiny-llama")
+	b.ReportMetric(sum/steps, "mean-batch")
 }

@@ -1,10 +1,8 @@
 package generate
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/chattemplate"
@@ -22,34 +20,31 @@ type chatConfig struct {
 	bosToken, eosToken string
 }
 
-// loadChatConfig reads tokenizer_config.json if present; override, if set,
-// replaces its chat template.
-func loadChatConfig(dir, override string) (*chatConfig, error) {
+// loadChatConfig reads the tokenizer_config.json at path, if path is not
+// ""; override, if set, replaces its chat template.
+func loadChatConfig(path, override string) (*chatConfig, error) {
 	var cfg chattemplate.Config
-	path := filepath.Join(dir, "tokenizer_config.json")
-	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
 		if cfg, err = chattemplate.ParseTokenizerConfig(data); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, err
 	}
 	if override != "" {
 		cfg.Template = override
 	}
 	c := &chatConfig{bosToken: cfg.BOSToken, eosToken: cfg.EOSToken}
 	if cfg.Template != "" {
+		var err error
 		if c.tmpl, err = chattemplate.Parse(cfg.Template, cfg.BOSToken, cfg.EOSToken); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
 }
-
-// HasChatTemplate reports whether ApplyChatTemplate can work.
-func (m *Model) HasChatTemplate() bool { return m.chat.tmpl != nil }
 
 // ApplyChatTemplate renders messages with the model's chat template, with
 // the assistant's turn opened if addGenerationPrompt is set. The result

@@ -54,43 +54,55 @@ func (l *idList) UnmarshalJSON(b []byte) error {
 }
 
 // loadConfig detects the layout of dir: genai_config.json means ONNX
-// Runtime GenAI, config.json means Hugging Face Optimum.
-func loadConfig(dir string) (*modelConfig, error) {
-	if data, err := os.ReadFile(filepath.Join(dir, "genai_config.json")); err == nil {
+// Runtime GenAI, config.json means Hugging Face Optimum. It returns the
+// JSON files it read with the config.
+func loadConfig(dir string) (*modelConfig, []string, error) {
+	genai := filepath.Join(dir, "genai_config.json")
+	if data, err := os.ReadFile(genai); err == nil {
 		c, err := parseGenAIConfig(data)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "genai_config.json"), err)
+			return nil, nil, fmt.Errorf("%s: %w", genai, err)
 		}
-		return c, nil
+		return c, []string{genai}, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		return nil, nil, err
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	config := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(config)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s has neither genai_config.json (ONNX Runtime GenAI export) nor config.json (Hugging Face Optimum export)", dir)
+			return nil, nil, fmt.Errorf("%s has neither genai_config.json (ONNX Runtime GenAI export) nor config.json (Hugging Face Optimum export)", dir)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	gen, err := os.ReadFile(filepath.Join(dir, "generation_config.json"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+	files := []string{config}
+	generation := filepath.Join(dir, "generation_config.json")
+	gen, err := os.ReadFile(generation)
+	switch {
+	case err == nil:
+		files = append(files, generation)
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, nil, err
 	}
 	c, err := parseOptimumConfig(data, gen)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
+		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	for _, name := range []string{"model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx"} {
+	for _, name := range optimumFiles {
 		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			c.file = name
 			break
 		}
 	}
 	if c.file == "" {
-		return nil, fmt.Errorf("%s has config.json but no model.onnx or decoder_model_merged.onnx", dir)
+		return nil, nil, fmt.Errorf("%s has config.json but no %s", dir, strings.Join(optimumFiles, " or "))
 	}
-	return c, nil
+	return c, files, nil
 }
+
+// optimumFiles are the decoder files of an Optimum export, the first
+// present taken.
+var optimumFiles = []string{"model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx"}
 
 func defaultNames(c *modelConfig) {
 	c.inputIDs, c.attentionMask, c.positionIDs = "input_ids", "attention_mask", "position_ids"

@@ -31,7 +31,11 @@ type Request struct {
 	// RepetitionPenalty divides the logits of tokens already in the
 	// sequence (Hugging Face's repetition_penalty); 0 or 1 is off.
 	RepetitionPenalty float64
-	// Seed makes sampling repeatable; nil picks one at random.
+	// Seed makes the generation repeatable: the same prompt, parameters
+	// and seed give the same text on the same model files, ONNX Runtime
+	// and thread settings, however many other sequences run. Such a
+	// sequence is decoded on its own, outside the decode batch; nil picks
+	// a random seed and lets the sequence share the batch.
 	Seed *uint64
 	// Stop ends generation at the first of these strings in the output,
 	// which is cut before it.
@@ -65,12 +69,11 @@ type Result struct {
 // Result.Text. An error from emit stops the generation and is returned, as
 // is ctx's error once ctx ends. Bad parameters, a prompt too long for the
 // context and ids the model does not know give errors wrapping
-// engine.ErrInvalidInput; a full queue engine.ErrQueueFull; a closed
-// model engine.ErrClosed.
+// engine.ErrInvalidInput; a full queue a *engine.LimitError (wrapping
+// engine.ErrQueueFull); a ctx that ends while waiting for a sequence slot
+// a *engine.DeadlineError (wrapping engine.ErrExpired and ctx's cause); a
+// closed model engine.ErrClosed.
 func (m *Model) Generate(ctx context.Context, req Request, emit func(Chunk) error) (Result, error) {
-	if m.tok == nil {
-		return Result{}, fmt.Errorf("%w: model %q has no tokenizer.json, so it cannot take text", engine.ErrInvalidInput, m.opts.Name)
-	}
 	if err := req.validate(); err != nil {
 		return Result{}, err
 	}
@@ -120,9 +123,9 @@ func (m *Model) Generate(ctx context.Context, req Request, emit func(Chunk) erro
 	return res, nil
 }
 
-// GenerateIDs generates from token ids, for models without a tokenizer
-// and for tests. emitID, if not nil, receives every generated id, an
-// end-of-sequence id included. req.Prompt and req.Stop are ignored.
+// GenerateIDs generates from token ids, for a warm-up and for tests.
+// emitID, if not nil, receives every generated id, an end-of-sequence id
+// included. req.Prompt and req.Stop are ignored.
 func (m *Model) GenerateIDs(ctx context.Context, promptIDs []int, req Request, emitID func(int) error) (Result, error) {
 	req.Stop = nil
 	if err := req.validate(); err != nil {
@@ -208,6 +211,7 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 		prompt:  len(ids),
 		maxNew:  maxNew,
 		sampler: newSampler(&req, seed),
+		alone:   req.Seed != nil,
 		notify:  make(chan struct{}, 1),
 	}
 	if err := m.admit(ctx); err != nil {
@@ -281,7 +285,8 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 }
 
 // admit takes a sequence slot, waiting in the bounded queue if all are
-// taken.
+// taken. A full queue is a *engine.LimitError; a ctx that ends while
+// waiting a *engine.DeadlineError, as for a tensor model's queue.
 func (m *Model) admit(ctx context.Context) error {
 	select {
 	case m.slots <- struct{}{}:
@@ -305,6 +310,6 @@ func (m *Model) admit(ctx context.Context) error {
 	case m.slots <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return &engine.DeadlineError{Model: m.opts.Name, Cause: context.Cause(ctx)}
 	}
 }

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -19,8 +18,9 @@ import (
 	"github.com/aiassist/aiassist/engine"
 )
 
-// TestKVCacheMatchesRecompute decodes greedily with the cache and without
-// it (the whole sequence fed at every step): the tokens must be the same.
+// TestKVCacheMatchesRecompute decodes greedily with the cache, and with the
+// prompt prefilled in chunks, and without the cache (recomputeGreedy: the
+// whole sequence fed at every step): the tokens must be the same.
 func TestKVCacheMatchesRecompute(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -29,7 +29,7 @@ func TestKVCacheMatchesRecompute(t *testing.T) {
 	}{
 		{"tiny-llama", tinyLlamaDir(t), [][]int{{40, 71, 82, 82, 85, 283}, {306, 308, 71}, {5}}},
 		{"tiny-random-gpt2-fp32", sharedModel(t, "tiny-random-gpt2-fp32"), [][]int{{464, 318, 257, 922, 530}, {11, 995}, {1}}},
-		{"dummy-decoder-optimum", sharedModel(t, "dummy-decoder-optimum"), [][]int{{1, 2, 3}, {7}}},
+		{"dummy-decoder-optimum", withTokenizer(t, sharedModel(t, "dummy-decoder-optimum")), [][]int{{1, 2, 3}, {7}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -37,10 +37,9 @@ func TestKVCacheMatchesRecompute(t *testing.T) {
 			cached := load(t, Options{Name: c.name, Dir: c.dir})
 			chunked := load(t, Options{Name: c.name, Dir: c.dir})
 			chunked.prefillChunk = 2
-			full := load(t, Options{Name: c.name, Dir: c.dir, DisableKVCache: true})
 			for _, p := range c.prompts {
 				got, _ := greedyIDs(t, cached, p, 24)
-				want, _ := greedyIDs(t, full, p, 24)
+				want := recomputeGreedy(t, cached, p, 24)
 				t.Logf("prompt %v -> %v", p, got)
 				if !slices.Equal(got, want) {
 					t.Errorf("prompt %v: with the cache %v, recomputed %v", p, got, want)
@@ -286,10 +285,6 @@ func TestInvalidInput(t *testing.T) {
 			t.Errorf("%+v: %v", req, err)
 		}
 	}
-	dummy := load(t, Options{Name: "dummy", Dir: sharedModel(t, "dummy-decoder-optimum")})
-	if _, err := dummy.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 1}, nil); !errors.Is(err, engine.ErrInvalidInput) || !strings.Contains(err.Error(), "tokenizer") {
-		t.Errorf("no tokenizer: %v", err)
-	}
 }
 
 func TestEmitErrorAndCancel(t *testing.T) {
@@ -323,7 +318,10 @@ func TestEmitErrorAndCancel(t *testing.T) {
 }
 
 // TestConcurrent runs sequences together, joining and leaving the batch at
-// different steps, and checks each gives what it gives alone.
+// different steps, and checks each gives what it gives alone. Greedy ids
+// are not guaranteed to match in general: a padded row's logits can differ
+// in the last bits (see TestSeedUnderBatching); these models' top logits
+// are far enough apart that the ids do, so a packing bug shows here.
 func TestConcurrent(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -334,24 +332,27 @@ func TestConcurrent(t *testing.T) {
 		{"tiny-llama", tinyLlamaDir(t), 1, [][]int{{40, 71, 82, 82, 85, 283}, {306, 308, 71}, {5}, {72, 258, 1, 300}, {12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22}, {99}, {100, 101}, {262, 263, 264}}},
 		{"tiny-llama-2", tinyLlamaDir(t), 2, [][]int{{40, 71, 82}, {306, 308, 71}, {5}, {72, 258, 1, 300}, {12, 13, 14, 15}, {99}}},
 		{"gpt2", sharedModel(t, "tiny-random-gpt2-fp32"), 1, [][]int{{464, 318, 257, 922, 530}, {11, 995}, {1}, {300, 301, 302, 303, 304, 305, 306, 307}, {42}, {500, 600}, {7, 8, 9}, {999}}},
-		{"dummy", sharedModel(t, "dummy-decoder-optimum"), 1, [][]int{{1, 2, 3}, {7}, {4, 5}}},
+		{"dummy", withTokenizer(t, sharedModel(t, "dummy-decoder-optimum")), 1, [][]int{{1, 2, 3}, {7}, {4, 5}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			m := load(t, Options{Name: c.name, Dir: c.dir, Instances: c.instances})
+			set := metrics.NewSet()
+			m := load(t, Options{Name: c.name, Dir: c.dir, Instances: c.instances, Metrics: set})
 			n := func(i int) int { return 10 + 3*i } // leave at different steps
 			want := make([][]int, len(c.prompts))
 			for i, p := range c.prompts {
 				want[i], _ = greedyIDs(t, m, p, n(i))
 			}
+			stepsAlone, _, sumAlone := batchSizes(t, set, c.name)
 			// Hold the first step until half the sequences are queued; the
 			// others join once the first has its first token.
 			half := len(c.prompts) / 2
-			var queued atomic.Int64
 			gate := make(chan struct{})
 			var gateOnce sync.Once
-			m.stepHook = func() { <-gate }
+			open := func() { gateOnce.Do(func() { close(gate) }) }
+			t.Cleanup(open) // before m.Close, which waits for the generations
+			m.beforeStep = func() { <-gate }
 			started := make(chan struct{})
 			var startOnce sync.Once
 			got := make([][]int, len(c.prompts))
@@ -374,38 +375,46 @@ func TestConcurrent(t *testing.T) {
 				wg.Add(1)
 				go run(i)
 			}
-			for {
-				queued.Store(0)
+			waitFor(t, "half the sequences to reach a lane", func() bool {
+				queued := 0
 				for _, l := range m.lanes {
 					l.mu.Lock()
-					queued.Add(int64(l.load))
+					queued += l.load
 					l.mu.Unlock()
 				}
-				if queued.Load() == int64(half) {
-					break
-				}
-				runtime.Gosched()
-			}
-			gateOnce.Do(func() { close(gate) })
-			<-started
+				return queued == half
+			})
+			open()
+			await(t, "the first token", started)
 			for i := half; i < len(c.prompts); i++ {
 				wg.Add(1)
 				go run(i)
 			}
-			wg.Wait()
+			finished := make(chan struct{})
+			go func() {
+				wg.Wait()
+				close(finished)
+			}()
+			await(t, "the generations", finished)
 			for i := range c.prompts {
 				if !slices.Equal(got[i], want[i]) {
 					t.Errorf("prompt %v: together %v, alone %v", c.prompts[i], got[i], want[i])
 				}
 			}
-			if m.io.batchable && m.peakBatch.Load() < 2 {
-				t.Errorf("the largest decode batch was %d", m.peakBatch.Load())
+			steps, alone, sum := batchSizes(t, set, c.name)
+			if alone-stepsAlone == steps-stepsAlone && m.io.batchable {
+				t.Errorf("every decode step ran one sequence (%v steps)", steps-stepsAlone)
 			}
-			t.Logf("largest batch %d", m.peakBatch.Load())
+			if steps > stepsAlone {
+				t.Logf("%v decode steps together, %.2f sequences each on average", steps-stepsAlone, (sum-sumAlone)/(steps-stepsAlone))
+			}
 		})
 	}
 }
 
+// TestQueueFullAndClose fills the one sequence slot and the one queue
+// place: the next generation gets a *engine.LimitError naming the model
+// and max_queue; Close then refuses new ones and waits for the running.
 func TestQueueFullAndClose(t *testing.T) {
 	t.Parallel()
 	m, err := Load(ortRuntime(t), Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), MaxSequences: 1, MaxQueue: 1})
@@ -413,7 +422,11 @@ func TestQueueFullAndClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	gate := make(chan struct{})
-	m.stepHook = func() { <-gate }
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(m.Close)
+	t.Cleanup(open)
+	m.beforeStep = func() { <-gate }
 	type outcome struct {
 		res Result
 		err error
@@ -425,48 +438,72 @@ func TestQueueFullAndClose(t *testing.T) {
 			results <- outcome{res, err}
 		}()
 	}
-	for {
+	waitFor(t, "one generation running and one waiting", func() bool {
 		m.mu.Lock()
-		w := m.waiting
-		m.mu.Unlock()
-		if w == 1 && len(m.slots) == 1 {
-			break
-		}
-		runtime.Gosched()
-	}
-	if _, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 5}, nil); !errors.Is(err, engine.ErrQueueFull) {
-		t.Errorf("third generation: %v, want ErrQueueFull", err)
+		defer m.mu.Unlock()
+		return m.waiting == 1 && len(m.slots) == 1
+	})
+	_, err = m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 5}, nil)
+	var limit *engine.LimitError
+	if !errors.As(err, &limit) || limit.Model != "tiny-llama" || limit.Setting != "max_queue" || limit.Limit != 1 || !errors.Is(err, engine.ErrQueueFull) {
+		t.Errorf("third generation: %v (%#v), want a LimitError for tiny-llama's max_queue 1", err, limit)
 	}
 	closed := make(chan struct{})
 	go func() {
 		m.Close()
 		close(closed)
 	}()
-	for {
+	waitFor(t, "Close to start", func() bool {
 		m.mu.Lock()
-		c := m.closed
-		m.mu.Unlock()
-		if c {
-			break
-		}
-		runtime.Gosched()
-	}
-	if _, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 5}, nil); !errors.Is(err, engine.ErrClosed) {
-		t.Errorf("after Close: %v, want ErrClosed", err)
+		defer m.mu.Unlock()
+		return m.closed
+	})
+	if _, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 5}, nil); !errors.Is(err, engine.ErrClosed) || !strings.Contains(err.Error(), "tiny-llama") {
+		t.Errorf("after Close: %v, want ErrClosed naming the model", err)
 	}
 	select {
 	case <-closed:
 		t.Fatal("Close returned while generations were running")
 	default:
 	}
-	close(gate)
+	open()
 	for range 2 {
-		o := <-results
+		o := await(t, "a generation", results)
 		if o.err != nil || o.res.CompletionTokens != 5 {
 			t.Errorf("generation during Close: %+v %v", o.res, o.err)
 		}
 	}
-	<-closed
+	await(t, "Close", closed)
+}
+
+// TestQueuedDeadline gives a generation that must wait for a slot a
+// deadline that passes while it waits: it gets a *engine.DeadlineError
+// naming the model, which still matches context.DeadlineExceeded.
+func TestQueuedDeadline(t *testing.T) {
+	t.Parallel()
+	m := load(t, Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), MaxSequences: 1})
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	m.beforeStep = func() { <-gate }
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Generate(context.Background(), Request{Prompt: "Hi", MaxTokens: 2}, nil)
+		done <- err
+	}()
+	waitFor(t, "the first generation to take the slot", func() bool { return len(m.slots) == 1 })
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now()) // already passed
+	defer cancel()
+	_, err := m.Generate(ctx, Request{Prompt: "Hi", MaxTokens: 2}, nil)
+	var dl *engine.DeadlineError
+	if !errors.As(err, &dl) || dl.Model != "tiny-llama" || !errors.Is(err, engine.ErrExpired) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("queued past its deadline: %v, want a DeadlineError for tiny-llama", err)
+	}
+	open()
+	if err := await(t, "the first generation", done); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestMetrics(t *testing.T) {
@@ -543,27 +580,123 @@ func TestLoadErrors(t *testing.T) {
 // falling back to the default queue.
 func TestNoQueue(t *testing.T) {
 	t.Parallel()
-	m, err := Load(ortRuntime(t), Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), MaxSequences: 1, MaxQueue: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := load(t, Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), MaxSequences: 1, MaxQueue: -1})
 	gate := make(chan struct{})
-	var once sync.Once
-	m.stepHook = func() { once.Do(func() { <-gate }) }
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	m.beforeStep = func() { <-gate }
 	done := make(chan error, 1)
 	go func() {
 		_, err := m.Generate(context.Background(), Request{Prompt: "Hi", MaxTokens: 2}, nil)
 		done <- err
 	}()
-	for len(m.slots) != 1 {
-		runtime.Gosched()
+	waitFor(t, "the first generation to take the slot", func() bool { return len(m.slots) == 1 })
+	_, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 2}, nil)
+	var limit *engine.LimitError
+	if !errors.As(err, &limit) || limit.Setting != "max_queue" || limit.Limit != 0 {
+		t.Errorf("second generation: %v, want a LimitError for max_queue 0", err)
 	}
-	if _, err := m.Generate(t.Context(), Request{Prompt: "Hi", MaxTokens: 2}, nil); !errors.Is(err, engine.ErrQueueFull) {
-		t.Errorf("second generation: %v, want ErrQueueFull", err)
-	}
-	close(gate)
-	if err := <-done; err != nil {
+	open()
+	if err := await(t, "the first generation", done); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestSeedUnderBatching is the README's "same seed, same text" under
+// load. A sequence's logits in a decode batch are not bit for bit those it
+// gets alone: its cache row is left-padded to the longest in the batch,
+// and ONNX Runtime's attention sums over the longer row in another order
+// (the last bits of a padded row's logits differ; the longest row's do
+// not). A sampled token can flip on such a difference, so a request with a
+// seed is decoded on its own. Here seeded sampled requests run while four
+// unseeded ones of other lengths fill the lane, joining at the first step
+// and later: each seeded text is the one it gives alone, and no decode
+// step ran more than the four unseeded sequences.
+func TestSeedUnderBatching(t *testing.T) {
+	t.Parallel()
+	set := metrics.NewSet()
+	m := load(t, Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), Metrics: set})
+	seed := func(s uint64) *uint64 { return &s }
+	seeded := []Request{
+		{Prompt: "Hello", Temperature: 1, Seed: seed(1)},
+		{Prompt: "Hello world, hello", Temperature: 0.8, TopP: 0.9, Seed: seed(2)},
+		{Prompt: "x", Temperature: 1.2, TopK: 20, RepetitionPenalty: 1.2, Seed: seed(3)},
+		{Prompt: "Hello world", Seed: seed(4)}, // greedy, seeded: alone too
+	}
+	background := [][]int{{40, 71, 82, 82, 85, 283, 12, 13, 14, 15, 16}, {306, 308, 71}, {5}, {72, 258, 1, 300, 301, 302}}
+	for i := range seeded {
+		seeded[i].MaxTokens = 30 + 5*i
+	}
+	alone := make([]string, len(seeded))
+	for i, req := range seeded {
+		res, _ := generate(t, m, req)
+		alone[i] = res.Text
+	}
+
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	m.beforeStep = func() { <-gate }
+	var wg sync.WaitGroup
+	together := make([]string, len(seeded))
+	for i, req := range seeded {
+		wg.Go(func() {
+			res, err := m.Generate(t.Context(), req, nil)
+			if err != nil {
+				t.Error(err)
+			}
+			together[i] = res.Text
+		})
+	}
+	// Two unseeded sequences join at the first step, two once the lane
+	// has run a few steps.
+	started := make(chan struct{})
+	var startOnce sync.Once
+	runBackground := func(p []int) {
+		wg.Go(func() {
+			n := 0
+			if _, err := m.GenerateIDs(t.Context(), p, Request{MaxTokens: 40}, func(int) error {
+				if n++; n == 3 {
+					startOnce.Do(func() { close(started) })
+				}
+				return nil
+			}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	runBackground(background[0])
+	runBackground(background[1])
+	waitFor(t, "every sequence to reach the lane", func() bool {
+		m.lanes[0].mu.Lock()
+		defer m.lanes[0].mu.Unlock()
+		return m.lanes[0].load == len(seeded)+2
+	})
+	stepsBefore, upTo4Before, _ := batchSizes(t, set, "tiny-llama", 4)
+	_, oneBefore, _ := batchSizes(t, set, "tiny-llama")
+	open()
+	await(t, "the third token of a background sequence", started)
+	runBackground(background[2])
+	runBackground(background[3])
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
+	await(t, "the generations", finished)
+	for i := range seeded {
+		if together[i] != alone[i] {
+			t.Errorf("seed %d: alone %q, with others %q", *seeded[i].Seed, alone[i], together[i])
+		}
+	}
+	steps, upTo4, _ := batchSizes(t, set, "tiny-llama", 4)
+	_, one, _ := batchSizes(t, set, "tiny-llama")
+	if steps-stepsBefore != upTo4-upTo4Before {
+		t.Errorf("%v decode steps ran, %v of them with at most the 4 unseeded sequences; seeded ones must not join a batch", steps-stepsBefore, upTo4-upTo4Before)
+	}
+	if steps-stepsBefore == one-oneBefore {
+		t.Errorf("no decode step batched the unseeded sequences together")
 	}
 }

@@ -5,19 +5,19 @@
 // Every model has one scheduler lane per ONNX Runtime session. A lane runs
 // continuous batching: each decode step feeds all of its active sequences
 // in one batch, their caches left-padded to a common length; a new sequence
-// is prefilled alone and joins at the next step, a finished one leaves.
+// is prefilled alone and joins at the next step, a finished one leaves. A
+// seeded sequence is decoded on its own beside the batch, so that its
+// seed reproduces its text whatever else runs.
 package generate
 
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -33,8 +33,8 @@ type Options struct {
 	Name string
 	// Dir is the model folder: an Optimum export (config.json and
 	// model.onnx or decoder_model_merged.onnx) or a GenAI export
-	// (genai_config.json). tokenizer.json and tokenizer_config.json are
-	// read from it when present.
+	// (genai_config.json), with tokenizer.json and, if present,
+	// tokenizer_config.json; ModelFiles lists what is read.
 	Dir string
 	// Instances is the number of ONNX Runtime sessions, each with its own
 	// scheduler lane. Default 1.
@@ -46,7 +46,8 @@ type Options struct {
 	// lanes. Default 8.
 	MaxSequences int
 	// MaxQueue bounds the generations waiting for a sequence slot; one more
-	// fails with engine.ErrQueueFull. Default 64; negative lets none wait.
+	// fails with a *engine.LimitError whose Setting is "max_queue".
+	// Default 64; negative lets none wait.
 	MaxQueue int
 	// ContextLength overrides the model's context length from its config;
 	// 0 keeps it.
@@ -56,10 +57,6 @@ type Options struct {
 	Truncate string
 	// ChatTemplate replaces tokenizer_config.json's chat_template.
 	ChatTemplate string
-	// DisableKVCache recomputes the whole sequence at every step with an
-	// empty past: slow, but the reference the cached path is tested
-	// against.
-	DisableKVCache bool
 	// Metrics receives the model's series; nil keeps them unexported.
 	Metrics *metrics.Set
 }
@@ -85,22 +82,23 @@ type Model struct {
 	running  sync.WaitGroup // Generate calls in progress
 	closeOne sync.Once
 
-	met       modelMetrics
-	peakBatch atomic.Int64 // the largest decode batch so far, for tests
-	stepHook  func()       // tests: runs before each lane step
-	// prefillChunk is the most prompt tokens fed in one step.
+	met modelMetrics
+	// prefillChunk is the most prompt tokens fed in one step,
+	// defaultPrefillChunk; a field rather than the constant so that tests
+	// can prefill the tiny test models' short prompts in several chunks.
 	prefillChunk int
+	// beforeStep, nil outside tests, runs in the lane before each step. It
+	// stays because nothing else can hold the decode loop: a lane runs
+	// independently of its callers (a blocked emit does not slow it), so
+	// without it a test cannot make sequences wait for a slot, or join a
+	// batch at a known step, without racing the loop.
+	beforeStep func()
 }
 
+// observeBatch records the size of one decode step.
 func (m *Model) observeBatch(n int) {
 	if m.met.batch != nil {
 		m.met.batch.Update(float64(n))
-	}
-	for {
-		p := m.peakBatch.Load()
-		if int64(n) <= p || m.peakBatch.CompareAndSwap(p, int64(n)) {
-			return
-		}
 	}
 }
 
@@ -145,11 +143,11 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	default:
 		return nil, fmt.Errorf("model %q: truncate %q is not one of error, left", opts.Name, opts.Truncate)
 	}
-	cfg, err := loadConfig(opts.Dir)
+	folder, err := resolve(opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load model %q: %w", opts.Name, err)
 	}
-	path := filepath.Join(opts.Dir, cfg.file)
+	cfg, path := folder.cfg, folder.model
 	ins, outs, err := ort.GetInputOutputInfo(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load model %q from %q: %w", opts.Name, path, err)
@@ -169,15 +167,13 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	if m.context <= 0 {
 		return nil, fmt.Errorf("model %q: the config gives no context length; set context_length", opts.Name)
 	}
-	if tp := filepath.Join(opts.Dir, "tokenizer.json"); fileExists(tp) {
-		if m.tok, err = tokenizer.Load(tp); err != nil {
-			return nil, fmt.Errorf("model %q: %w", opts.Name, err)
-		}
-	}
-	if m.chat, err = loadChatConfig(opts.Dir, opts.ChatTemplate); err != nil {
+	if m.tok, err = tokenizer.Load(folder.tokenizer); err != nil {
 		return nil, fmt.Errorf("model %q: %w", opts.Name, err)
 	}
-	if m.tok != nil && len(m.eos) == 0 && m.chat.eosToken != "" {
+	if m.chat, err = loadChatConfig(folder.tokenizerConfig, opts.ChatTemplate); err != nil {
+		return nil, fmt.Errorf("model %q: %w", opts.Name, err)
+	}
+	if len(m.eos) == 0 && m.chat.eosToken != "" {
 		if id, ok := m.tok.TokenToID(m.chat.eosToken); ok {
 			m.eos[id] = true
 		}
@@ -210,11 +206,6 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 		go l.run()
 	}
 	return m, nil
-}
-
-func fileExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir()
 }
 
 // layerPattern turns a name pattern with %d into a regexp capturing the
@@ -389,21 +380,11 @@ func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, erro
 // of a 150k vocabulary are 300 MB of float32.
 const defaultPrefillChunk = 512
 
-// Name is the configured model name.
-func (m *Model) Name() string { return m.opts.Name }
-
 // ContextLength is the most tokens, prompt and completion, a sequence holds.
 func (m *Model) ContextLength() int { return m.context }
 
-// VocabSize is the model's vocabulary: prompt ids must be below it.
-func (m *Model) VocabSize() int { return m.vocab }
-
-// Tokenizer returns the model's tokenizer, or nil if its folder has no
-// tokenizer.json.
+// Tokenizer returns the model's tokenizer.
 func (m *Model) Tokenizer() *tokenizer.Tokenizer { return m.tok }
-
-// Options returns the options the model was loaded with, defaults filled.
-func (m *Model) Options() Options { return m.opts }
 
 // Close stops taking generations, waits for the running ones to finish and
 // releases the sessions.

@@ -208,25 +208,8 @@ func (t *Tokenizer) decodeRaw(toks []string) string {
 	return strings.Join(t.dec(toks), "")
 }
 
-// VocabSize returns the largest id plus one, added tokens included.
-func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
-
 // TokenToID returns the id of a token of the vocabulary or an added token.
 func (t *Tokenizer) TokenToID(tok string) (int, bool) {
 	id, ok := t.vocab[tok]
 	return id, ok
-}
-
-// IDToToken returns the token string of id.
-func (t *Tokenizer) IDToToken(id int) (string, bool) {
-	if id < 0 || id >= len(t.tokens) || t.tokens[id] == "" && !t.added[id] {
-		return "", false
-	}
-	return t.tokens[id], true
-}
-
-// IsSpecial reports whether id is a special added token (such as an end of
-// turn marker), which Decode can skip.
-func (t *Tokenizer) IsSpecial(id int) bool {
-	return id >= 0 && id < len(t.special) && t.special[id]
 }

@@ -74,9 +74,7 @@ func mustLoad(t testing.TB, name string) *Tokenizer {
 	if isVariant {
 		path = tokenizerPaths(t)[v.base]
 	}
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("%s is missing (is the shared folder beside the repository, or AIASSIST_SHARED set?): %v", path, err)
-	}
+	testpaths.Need(t, path)
 	var tk *Tokenizer
 	var err error
 	if isVariant {

@@ -58,17 +58,17 @@ func TestAddedTokenFlags(t *testing.T) {
 	if got := tk.Decode([]int{0, 5, 99, -1, 1}, true); got != "a b" {
 		t.Errorf("Decode skipping specials and unknown ids = %q", got)
 	}
-	if tk.VocabSize() != 6 || !tk.IsSpecial(5) || tk.IsSpecial(4) {
-		t.Errorf("VocabSize = %d, IsSpecial(5) = %v", tk.VocabSize(), tk.IsSpecial(5))
+	if tk.vocabSize() != 6 || !tk.isSpecial(5) || tk.isSpecial(4) {
+		t.Errorf("VocabSize = %d, isSpecial(5) = %v", tk.vocabSize(), tk.isSpecial(5))
 	}
 	if id, ok := tk.TokenToID("<x>"); !ok || id != 5 {
 		t.Errorf("TokenToID(<x>) = %d, %v", id, ok)
 	}
-	if s, ok := tk.IDToToken(2); !ok || s != "ab" {
-		t.Errorf("IDToToken(2) = %q, %v", s, ok)
+	if s, ok := tk.idToToken(2); !ok || s != "ab" {
+		t.Errorf("idToToken(2) = %q, %v", s, ok)
 	}
-	if _, ok := tk.IDToToken(6); ok {
-		t.Error("IDToToken(6) found a token")
+	if _, ok := tk.idToToken(6); ok {
+		t.Error("idToToken(6) found a token")
 	}
 }
 
@@ -215,4 +215,23 @@ func FuzzTokenize(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Views of the tokenizer's tables for the tests.
+
+// vocabSize returns the largest id plus one, added tokens included.
+func (t *Tokenizer) vocabSize() int { return len(t.tokens) }
+
+// idToToken returns the token string of id.
+func (t *Tokenizer) idToToken(id int) (string, bool) {
+	if id < 0 || id >= len(t.tokens) || t.tokens[id] == "" && !t.added[id] {
+		return "", false
+	}
+	return t.tokens[id], true
+}
+
+// isSpecial reports whether id is a special added token (such as an end of
+// turn marker), which Decode can skip.
+func (t *Tokenizer) isSpecial(id int) bool {
+	return id >= 0 && id < len(t.special) && t.special[id]
 }

@@ -37,3 +37,24 @@ func Shared(t testing.TB) string {
 	}
 	return filepath.Join(RepoRoot(t), "..", "shared")
 }
+
+// SharedPath is rel inside the shared folder; see Need for a missing one.
+func SharedPath(t testing.TB, rel string) string {
+	t.Helper()
+	return Need(t, filepath.Join(Shared(t), rel))
+}
+
+// Need returns path if it exists. A missing one skips the test, except
+// with CI=true: CI always has the shared folder, so there a missing file
+// is a broken checkout and fails the test instead of hiding it.
+func Need(t testing.TB, path string) string {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		const hint = "(is the shared folder beside the repository, or AIASSIST_SHARED set?)"
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing %s; with CI=true the test cannot skip: %v", path, hint, err)
+		}
+		t.Skipf("%s is missing %s: %v", path, hint, err)
+	}
+	return path
+}
