@@ -66,6 +66,20 @@ func BenchmarkAuth(b *testing.B) {
 	b.Run("jwt-rs256", func(b *testing.B) {
 		benchCheck(b, f.g, request(bearer(sign(b, jwt.SigningMethodRS256, "", claims(nil), k.rsa))))
 	})
+	// Without the token cache: the cost of a token's first use.
+	uncached := newFixture(b, func(o *Options, _ *fixture) { o.JWT.CacheSize = -1 })
+	b.Run("jwt-hs256-uncached", func(b *testing.B) {
+		benchCheck(b, uncached.g, request(bearer(sign(b, jwt.SigningMethodHS256, "", claims(nil), k.hs))))
+	})
+	b.Run("jwt-es256-uncached", func(b *testing.B) {
+		benchCheck(b, uncached.g, request(bearer(sign(b, jwt.SigningMethodES256, "ec1", claims(nil), k.ec))))
+	})
+	b.Run("jwt-eddsa-uncached", func(b *testing.B) {
+		benchCheck(b, uncached.g, request(bearer(sign(b, jwt.SigningMethodEdDSA, "ed1", claims(nil), k.ed))))
+	})
+	b.Run("jwt-rs256-uncached", func(b *testing.B) {
+		benchCheck(b, uncached.g, request(bearer(sign(b, jwt.SigningMethodRS256, "", claims(nil), k.rsa))))
+	})
 }
 
 func BenchmarkScanJSON(b *testing.B) {
