@@ -1,12 +1,9 @@
 package daemon
 
 import (
-	"os"
-	"path/filepath"
-	"slices"
-
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/generate"
 	"github.com/aiassist/aiassist/schema"
 )
@@ -53,53 +50,33 @@ func defaultModel(cfg *schema.Config) string {
 	return only
 }
 
-// causalLMFiles are the files of a causal-lm folder that generate.Load
-// may read; a change to any of them changes the model.
-var causalLMFiles = []string{
-	"config.json", "generation_config.json", "genai_config.json",
-	"tokenizer.json", "tokenizer_config.json",
-	"model.onnx", "model.onnx.data", "decoder_model_merged.onnx", "decoder_model_merged.onnx.data",
-}
-
-// modelFiles are the files a model is loaded from: a tensor model's path,
-// or those of a causal-lm folder that exist (and the ONNX file
-// genai_config.json names, which is usually model.onnx or beside it).
-func modelFiles(m schema.Model) []string {
-	if m.Kind != schema.KindCausalLM {
-		return []string{m.Path}
+// modelFiles are the files a model is loaded from, as the engine resolves
+// them: a tensor model's ONNX file and its external data, or the files of
+// a causal-lm folder Load reads — not the folder, so a lock file or a
+// cache created beside them changes nothing.
+func modelFiles(m schema.Model) ([]string, error) {
+	if m.Kind == schema.KindCausalLM {
+		return generate.ModelFiles(m.Path)
 	}
-	var out []string
-	for _, name := range causalLMFiles {
-		p := filepath.Join(m.Path, name)
-		if _, err := os.Stat(p); err == nil {
-			out = append(out, p)
-		}
-	}
-	matches, _ := filepath.Glob(filepath.Join(m.Path, "*.onnx"))
-	for _, p := range matches {
-		if !slices.Contains(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out
+	return engine.TensorModelFiles(m.Path)
 }
 
 // statModel identifies the files of a model, so that a reload tells a
-// replaced one. For a causal-lm folder it folds the identities of its
-// files into one: the folder's device, the inodes mixed, the sizes summed
-// and the latest modification time.
+// replaced one: the identities of its files folded into one — the inodes
+// mixed, the sizes summed and the latest modification time.
 func statModel(m schema.Model) (fileID, error) {
-	if m.Kind != schema.KindCausalLM {
-		return statFile(m.Path)
-	}
-	id, err := statFile(m.Path)
+	files, err := modelFiles(m)
 	if err != nil {
 		return fileID{}, err
 	}
-	for _, p := range modelFiles(m) {
+	var id fileID
+	for i, p := range files {
 		f, err := statFile(p)
 		if err != nil {
 			return fileID{}, err
+		}
+		if i == 0 {
+			id.dev = f.dev
 		}
 		id.ino = id.ino*1099511628211 ^ f.ino
 		id.size += f.size

@@ -3,6 +3,7 @@ package daemon
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/aiassist/aiassist/schema"
@@ -26,12 +27,24 @@ func TestDefaultModel(t *testing.T) {
 default_model: "c"`, "c")
 }
 
-// TestStatModel checks that replacing any file of a causal-lm folder
-// changes its identity, so that a reload loads it again.
+// TestStatModel checks that replacing any file a causal-lm model is
+// loaded from changes its identity, so a reload loads it again, while a
+// file created beside them — a lock file, a cache folder — does not: the
+// folder's own mtime used to be part of the identity, so any new file in
+// it reloaded the whole model.
 func TestStatModel(t *testing.T) {
 	dir := t.TempDir()
-	for _, name := range []string{"config.json", "model.onnx", "tokenizer.json", "tokenizer_config.json", "notes.txt"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(name), 0o644); err != nil {
+	src := filepath.Join("..", "examples", "models", "tiny-llama")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -40,16 +53,26 @@ func TestStatModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := modelFiles(m); len(got) != 4 {
-		t.Errorf("modelFiles = %q, want the four model files", got)
+	files, err := modelFiles(m)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// A file that is not the model's changes nothing.
-	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("more notes"), 0o644)
-	if id, _ := statModel(m); id != before {
-		t.Errorf("a change to notes.txt changed the model's identity")
+	for _, want := range []string{"config.json", "model.onnx", "tokenizer.json"} {
+		if !slices.Contains(files, filepath.Join(dir, want)) {
+			t.Errorf("modelFiles = %q lacks %s", files, want)
+		}
+	}
+	// Files that are not the model's change nothing.
+	os.WriteFile(filepath.Join(dir, ".lock"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("notes"), 0o644)
+	os.MkdirAll(filepath.Join(dir, ".cache", "x"), 0o755)
+	os.WriteFile(filepath.Join(dir, "other.onnx"), []byte("not the model"), 0o644)
+	if id, err := statModel(m); err != nil || id != before {
+		t.Errorf("files created beside the model changed its identity (%v)", err)
 	}
 	tmp := filepath.Join(dir, "tokenizer.json.new")
-	os.WriteFile(tmp, []byte("tokenizer.json"), 0o644)
+	b, _ := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	os.WriteFile(tmp, b, 0o644)
 	if err := os.Rename(tmp, filepath.Join(dir, "tokenizer.json")); err != nil {
 		t.Fatal(err)
 	}

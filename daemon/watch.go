@@ -132,11 +132,17 @@ func watchFiles(configPath string, models []string) []string {
 	return append([]string{abs}, models...)
 }
 
-// modelPaths are the files the config's models are loaded from.
+// modelPaths are the files the config's models are loaded from (a
+// model's path itself when its files cannot be listed, so that fixing it
+// is seen).
 func modelPaths(cfg *schema.Config) []string {
 	var out []string
 	for _, m := range cfg.Models {
-		out = append(out, modelFiles(m)...)
+		files, err := modelFiles(m)
+		if err != nil {
+			files = []string{m.Path}
+		}
+		out = append(out, files...)
 	}
 	return out
 }

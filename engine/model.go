@@ -80,6 +80,13 @@ func CheckModelFile(path string) error {
 	return err
 }
 
+// TensorModelFiles returns the files LoadTensorModel reads for the model at
+// path: the ONNX file and the external data files it names, each checked
+// as CheckModelFile does. Its list is what identifies the model.
+func TensorModelFiles(path string) ([]string, error) {
+	return onnxfile.Files(path)
+}
+
 // LoadTensorModel opens opts.Instances sessions of the model at opts.Path.
 func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error) {
 	if rt == nil {

@@ -91,6 +91,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "check":
 		cfg, err := schema.Load(*configPath)
+		if err == nil {
+			// What a reload would open: model files, certificates, keys.
+			err = daemon.Check(cfg)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: invalid\n%v\n", *configPath, err)
 			return 1

@@ -29,6 +29,12 @@ type Spec struct {
 	TLS  *TLS
 }
 
+// CheckTLS reads the files of t as a load would, without serving them.
+func CheckTLS(t *TLS) error {
+	_, err := loadTLS(t)
+	return err
+}
+
 // loadTLS reads the files of t into a server configuration. A certificate
 // that does not load fails here, so a reload with a broken one changes
 // nothing and the old certificate keeps serving.
