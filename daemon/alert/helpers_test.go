@@ -186,3 +186,5 @@ func textAt(t *testing.T, in []inputSeries, i int) string {
 	}
 	return b.String()
 }
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
