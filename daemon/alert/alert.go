@@ -59,11 +59,14 @@ type Options struct {
 	Webhook WebhookOptions
 }
 
-// ErrorRateOptions: the share of requests answered with a 5xx status over
-// Window. Client errors (4xx: bad JSON, unknown model, auth, rate limits)
-// do not count: they say nothing about the server's health, and one broken
-// client would otherwise page the operator. 503 queue_full and 504
-// deadline_exceeded count: the server failed to serve.
+// ErrorRateOptions: the share of model requests answered with a 5xx status
+// over Window. Client errors (4xx: bad JSON, unknown model, auth, rate
+// limits) do not count: they say nothing about the server's health, and
+// one broken client would otherwise page the operator. 503 queue_full and
+// 504 deadline_exceeded count: the server failed to serve. Requests that
+// name no model (health probes, /metrics scrapes, unknown routes) are left
+// out of both sides: a readiness probe answering 503 during warm-up is not
+// an API error, and frequent probes would dilute the ratio.
 type ErrorRateOptions struct {
 	Above    float64 // ratio, 0.05 is 5 %
 	For      time.Duration
@@ -279,7 +282,7 @@ func rules(o Options) []rule {
 	}
 	return []rule{{
 		name: HighErrorRate,
-		expr: fmt.Sprintf(`sum without (route, model, code) (rate(%s{code=~"5.."}[%s])) / sum without (route, model, code) (rate(%s[%s])) > %s`,
+		expr: fmt.Sprintf(`sum without (route, model, code) (rate(%s{model!="",code=~"5.."}[%s])) / sum without (route, model, code) (rate(%s{model!=""}[%s])) > %s`,
 			RequestsSeries, formatDuration(er.Window), RequestsSeries, formatDuration(er.Window), formatFloat(er.Above)),
 		hold:     er.For,
 		severity: er.Severity,

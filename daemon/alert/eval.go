@@ -518,6 +518,9 @@ type bucketKey struct {
 func (d *slotData) add(s sample, inc float64) {
 	switch s.name {
 	case RequestsSeries:
+		if s.label("model") == "" {
+			return
+		}
 		g := labelsKey(without(s.labels, "route", "model", "code"))
 		addTo(&d.requests, g, inc)
 		if c := s.label("code"); len(c) == 3 && c[0] == '5' {
@@ -637,8 +640,8 @@ type view struct {
 	ring   *ring
 }
 
-// errorRate: sum without (route, model, code) (rate(requests{code=~"5.."}))
-// / sum without (route, model, code) (rate(requests)).
+// errorRate: sum without (route, model, code) (rate(requests{model!="",code=~"5.."}))
+// / sum without (route, model, code) (rate(requests{model!=""})).
 func (v *view) errorRate(o ErrorRateOptions) []instance {
 	d := v.ring.sum(v.now, o.Window)
 	var out []instance

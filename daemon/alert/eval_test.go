@@ -293,8 +293,8 @@ func TestCounterResetAndNewSeries(t *testing.T) {
 	o.ErrorRate.For = 0
 	start := time.Unix(0, 0)
 	h := newHarness(t, o, start, time.Minute)
-	h.eval(start, `aiassist_requests_total{code="200"} 1000`+"\n")
-	h.eval(start.Add(time.Minute), `aiassist_requests_total{code="200"} 10`+"\n"+`aiassist_requests_total{code="500"} 10`+"\n")
+	h.eval(start, `aiassist_requests_total{model="m",code="200"} 1000`+"\n")
+	h.eval(start.Add(time.Minute), `aiassist_requests_total{model="m",code="200"} 10`+"\n"+`aiassist_requests_total{model="m",code="500"} 10`+"\n")
 	st := h.firing(HighErrorRate)
 	if len(st) != 1 || st[0].Value != 0.5 {
 		t.Fatalf("after a reset: %+v", h.e.Alerts())

@@ -47,8 +47,9 @@ func unitCases() []unitCase {
 			{12 * time.Minute, HighErrorRate, nil}, // no 5xx in the window any more
 		},
 	}, {
-		name: "error rate: client errors (4xx) do not count",
+		name: "error rate: client errors (4xx) and requests without a model (a readiness probe's 503) do not count",
 		series: []inputSeries{
+			{`aiassist_requests_total{route="/v2/health/ready",model="",code="503"}`, "0+100x10"},
 			{`aiassist_requests_total{route="/v1/generate",model="qwen",code="200"}`, "0+50x10"},
 			{`aiassist_requests_total{route="/v1/generate",model="qwen",code="404"}`, "0+50x10"},
 			{`aiassist_requests_total{route="/v1/generate",model="qwen",code="429"}`, "0+20x10"},
