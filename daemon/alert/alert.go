@@ -352,9 +352,10 @@ func thresholdDuration(d time.Duration) string {
 	return humanizeDuration(d.Seconds())
 }
 
-// formatFloat writes v the shortest way PromQL and MetricsQL both parse.
+// formatFloat writes v in plain decimal ("1000000", "0.05"), which PromQL
+// and MetricsQL both parse and people read without effort.
 func formatFloat(v float64) string {
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // formatDuration writes d in Prometheus' duration syntax ("3m", "1h30m",

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -421,5 +422,56 @@ func TestHumanize(t *testing.T) {
 	}
 	if got := formatDuration(240 * time.Hour); got != "10d" {
 		t.Errorf("formatDuration(240h) = %q", got)
+	}
+}
+
+// TestRunEvaluatesUntilCancelled: Run reads the metrics at once and stops
+// with its context.
+func TestRunEvaluatesUntilCancelled(t *testing.T) {
+	called := make(chan struct{}, 1)
+	e, err := NewEvaluator(DefaultOptions(), EvaluatorOptions{
+		Gather: func(w io.Writer) {
+			select {
+			case called <- struct{}{}:
+			default:
+			}
+		},
+		Metrics: metrics.NewSet(), Logger: discard(), Step: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	select {
+	case <-called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not evaluate")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// TestFiringGaugesExported: every alert has its 0/1 gauge from the start,
+// and a second evaluator on the same set reuses them.
+func TestFiringGaugesExported(t *testing.T) {
+	set := metrics.NewSet()
+	for i := 0; i < 2; i++ {
+		e, err := NewEvaluator(DefaultOptions(), EvaluatorOptions{Gather: func(io.Writer) {}, Metrics: set, Logger: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Close()
+	}
+	for _, n := range Names {
+		if v := metricValue(t, set, `aiassist_alert_firing{alert="`+n+`"}`); v != 0 {
+			t.Errorf("%s = %v", n, v)
+		}
 	}
 }
