@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -248,7 +249,12 @@ func (e *Evaluator) Eval() {
 	now := e.now()
 	e.buf.Reset()
 	e.gather(&e.buf)
-	samples, err := parseExposition(e.buf.Bytes(), func(n string) bool { return needed[n] })
+	text := e.buf.Bytes()
+	if e.buf.overflow {
+		// The cut may have split a line; a shortened number must not be read.
+		text = text[:bytes.LastIndexByte(text, '\n')+1]
+	}
+	samples, err := parseExposition(text, func(n string) bool { return needed[n] })
 	if err == nil && e.buf.overflow {
 		err = errors.New("the metrics output is larger than 16 MiB; the evaluator read only its start")
 	}
@@ -413,21 +419,22 @@ func labelAttrs(ls []label) []any {
 	return out
 }
 
-// labelsKey is a canonical form of ls, sorted by name.
+// labelsKey is a canonical form of ls, sorted by name, with quoted values
+// so that no value can contain the separator.
 func labelsKey(ls []label) string {
 	s := make([]label, len(ls))
 	copy(s, ls)
 	sort.Slice(s, func(i, j int) bool { return s[i].name < s[j].name })
-	var b strings.Builder
+	var b []byte
 	for i, l := range s {
 		if i > 0 {
-			b.WriteByte('\xff')
+			b = append(b, '\xff')
 		}
-		b.WriteString(l.name)
-		b.WriteByte('=')
-		b.WriteString(l.value)
+		b = append(b, l.name...)
+		b = append(b, '=')
+		b = strconv.AppendQuote(b, l.value)
 	}
-	return b.String()
+	return string(b)
 }
 
 func labelsFromKey(k string) []label {
@@ -436,7 +443,8 @@ func labelsFromKey(k string) []label {
 	}
 	var ls []label
 	for _, p := range strings.Split(k, "\xff") {
-		n, v, _ := strings.Cut(p, "=")
+		n, q, _ := strings.Cut(p, "=")
+		v, _ := strconv.Unquote(q) // written by labelsKey
 		ls = append(ls, label{n, v})
 	}
 	return ls

@@ -354,6 +354,23 @@ func TestBadMetricsTextIsReported(t *testing.T) {
 	if len(h.e.buf.Bytes()) > maxGather || !strings.Contains(h.logs.String(), "larger than 16 MiB") {
 		t.Fatalf("buffer %d bytes; logs:\n%s", len(h.e.buf.Bytes()), h.logs.String())
 	}
+	// A line cut by the cap is not read: "... 60000" cut to "... 6" would
+	// cross a threshold of 5.
+	o.QueueDepth = QueueDepthOptions{Above: 5}
+	if err := h.e.Update(o); err != nil {
+		t.Fatal(err)
+	}
+	line := `aiassist_queue_depth{model="m"} 60000` + "\n"
+	cut := len(`aiassist_queue_depth{model="m"} 6`)
+	h.e.gather = func(w io.Writer) {
+		pad := maxGather - cut
+		w.Write([]byte(strings.Repeat("#", pad-1) + "\n"))
+		w.Write([]byte(line))
+	}
+	h.e.Eval()
+	if st := h.firing(QueueDepthHigh); len(st) != 0 {
+		t.Fatalf("a cut line was read: %+v", st)
+	}
 }
 
 func TestOptionsErrors(t *testing.T) {
@@ -473,5 +490,16 @@ func TestFiringGaugesExported(t *testing.T) {
 		if v := metricValue(t, set, `aiassist_alert_firing{alert="`+n+`"}`); v != 0 {
 			t.Errorf("%s = %v", n, v)
 		}
+	}
+}
+
+func TestLabelsKeyRoundTrip(t *testing.T) {
+	ls := []label{{"model", "a\xff=b\"c"}, {"key", ""}, {"code", "500"}}
+	back := labelsFromKey(labelsKey(ls))
+	if !equalLabels(labelMap(back), labelMap(ls)) || len(back) != 3 {
+		t.Fatalf("round trip: %v", back)
+	}
+	if labelsKey([]label{{"a", "1"}, {"b", "2"}}) != labelsKey([]label{{"b", "2"}, {"a", "1"}}) {
+		t.Fatal("key depends on label order")
 	}
 }
