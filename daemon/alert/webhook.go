@@ -127,8 +127,8 @@ func (n *notifier) enqueue(as []amAlert) {
 	}
 	n.mu.Lock()
 	if len(n.queue) >= n.opts.QueueSize {
-		n.dropped.Add(n.queue[0].n)
 		n.log.Warn("alert webhook queue is full; dropping the oldest post", "url", n.safeURL, "alerts", n.queue[0].n)
+		n.dropped.Add(n.queue[0].n)
 		n.queue = n.queue[1:]
 	}
 	n.queue = append(n.queue, post{body: body, n: len(as)})
@@ -195,8 +195,8 @@ func (n *notifier) deliver(p post) {
 		}
 		wait = min(wait*2, n.opts.MaxBackoff)
 	}
-	n.failed.Add(p.n)
 	n.log.Warn("alert webhook post failed; giving up", "url", n.safeURL, "attempts", attempt, "alerts", p.n, "err", err)
+	n.failed.Add(p.n)
 }
 
 func (n *notifier) attempt(body []byte) (retry bool, err error) {
