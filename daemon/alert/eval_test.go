@@ -503,3 +503,46 @@ func TestLabelsKeyRoundTrip(t *testing.T) {
 		t.Fatal("key depends on label order")
 	}
 }
+
+// TestResolvedKeptAndResent: a resolved alert is re-sent as resolved for
+// 15 minutes, then forgotten. As in Prometheus, a resend is due once more
+// than the resend interval (1m) has passed, so with evaluations 1m apart
+// it goes out every other one: 7 times in 15 minutes.
+func TestResolvedKeptAndResent(t *testing.T) {
+	srv, posts := receiver(t, func(int) int { return http.StatusOK })
+	o := DefaultOptions()
+	o.Webhook.URL = srv.URL
+	start := time.Unix(1_900_000_000, 0).UTC()
+	h := newHarness(t, o, start, 30*time.Second)
+	h.eval(start, "aiassist_config_last_reload_successful 0\n")
+	resolved := start.Add(30 * time.Second)
+	h.eval(resolved, "aiassist_config_last_reload_successful 1\n")
+	if as := decodeAlerts(t, next(t, posts)); len(as) != 1 || !as[0].EndsAt.After(start) {
+		t.Fatalf("firing post: %+v", as)
+	}
+	if as := decodeAlerts(t, next(t, posts)); len(as) != 1 || !as[0].EndsAt.Equal(resolved) {
+		t.Fatalf("resolved post: %+v", as)
+	}
+	resends := 0
+	for m := time.Duration(1); m <= 20; m++ {
+		at := resolved.Add(m * time.Minute)
+		h.eval(at, "aiassist_config_last_reload_successful 1\n")
+		kept := len(h.e.Alerts()) == 1
+		if want := m*time.Minute <= resolvedRetention; kept != want {
+			t.Fatalf("%dm after resolving: kept %v, want %v", m, kept, want)
+		}
+	}
+	deadline := time.After(10 * time.Second)
+	for resends < 7 {
+		select {
+		case r := <-posts:
+			as := decodeAlerts(t, r)
+			if len(as) != 1 || !as[0].EndsAt.Equal(resolved) {
+				t.Fatalf("resent: %+v", as)
+			}
+			resends++
+		case <-deadline:
+			t.Fatalf("%d resolved resends, want 7", resends)
+		}
+	}
+}
