@@ -123,26 +123,36 @@ func TestPromtoolTestRules(t *testing.T) {
 func TestVmalertDryRun(t *testing.T) {
 	vmalert := tool(t, "vmalert", "victoria-metrics")
 	for name, p := range writeVariants(t) {
-		run(t, t.TempDir(), vmalert, "-dryRun", "-rule="+p, "-loggerLevel=ERROR")
-		_ = name
+		t.Run(name, func(t *testing.T) {
+			run(t, t.TempDir(), vmalert, "-dryRun", "-rule="+p, "-loggerLevel=ERROR")
+		})
 	}
 }
 
 // TestToolsRejectBrokenRules proves the tool tests can fail: a file with a
-// broken expression must not pass either tool.
+// broken expression or template must not pass either tool.
 func TestToolsRejectBrokenRules(t *testing.T) {
+	promtool, vmalert := tool(t, "promtool", "prometheus"), tool(t, "vmalert", "victoria-metrics")
 	b, _ := Rules(DefaultOptions())
-	bad := bytes.Replace(b, []byte("histogram_quantile(0.95,"), []byte("histogram_quantile(0.95"), 1)
-	p := filepath.Join(t.TempDir(), "bad.yml")
-	if err := os.WriteFile(p, bad, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := exec.Command(tool(t, "promtool", "prometheus"), "check", "rules", p).Run(); err == nil {
-		t.Error("promtool accepted a broken expression")
-	}
-	cmd := exec.Command(tool(t, "vmalert", "victoria-metrics"), "-dryRun", "-rule="+p, "-loggerLevel=ERROR")
-	cmd.Dir = t.TempDir()
-	if err := cmd.Run(); err == nil {
-		t.Error("vmalert accepted a broken expression")
+	for what, r := range map[string][2]string{
+		"expression": {"histogram_quantile(0.95,", "histogram_quantile(0.95"},
+		"template":   {"humanizePercentage }}", "noSuchFunction }}"},
+	} {
+		bad := bytes.Replace(b, []byte(r[0]), []byte(r[1]), 1)
+		if bytes.Equal(bad, b) {
+			t.Fatalf("%q is not in the rule file", r[0])
+		}
+		p := filepath.Join(t.TempDir(), "bad.yml")
+		if err := os.WriteFile(p, bad, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec.Command(promtool, "check", "rules", p).Run(); err == nil {
+			t.Errorf("promtool accepted a broken %s", what)
+		}
+		cmd := exec.Command(vmalert, "-dryRun", "-rule="+p, "-loggerLevel=ERROR")
+		cmd.Dir = t.TempDir()
+		if err := cmd.Run(); err == nil {
+			t.Errorf("vmalert accepted a broken %s", what)
+		}
 	}
 }
