@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -306,7 +307,11 @@ func (m *Manager) newGen(st serverSettings) *Gen {
 		// The body is read as it arrives, so memory follows the bytes
 		// received, not the Content-Length a client promises.
 		StreamRequestBody: true,
-		CloseOnShutdown:   true,
+		// fasthttp's own error lines would otherwise quote the request,
+		// headers and all: an X-API-Key of a client that hung up
+		// mid-header would reach the log.
+		SecureErrorLogMessage: true,
+		CloseOnShutdown:       true,
 		Logger:            FasthttpLogger(m.logger),
 	}
 	return g
@@ -377,11 +382,23 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	wg.Wait()
 }
 
-// FasthttpLogger sends fasthttp's own messages to the daemon's log.
+// FasthttpLogger sends fasthttp's own messages to the daemon's log,
+// redacted: the servers set SecureErrorLogMessage, and whatever still
+// looks like a credential is cut out, in case a message quotes one.
 func FasthttpLogger(l *slog.Logger) fasthttp.Logger { return fasthttpLogger{l} }
 
 type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+	f.l.Warn(Redact(fmt.Sprintf(format, args...)), "component", "fasthttp")
+}
+
+// credential matches what may carry a secret in a message: an API key,
+// a bearer or basic credential, a JWT, or the value of a header that holds
+// one.
+var credential = regexp.MustCompile(`(?i)aia_[a-z0-9]+_[a-z0-9]+|(bearer|basic)\s+[^\s"',;]+|ey[a-z0-9_-]{8,}\.[a-z0-9_-]+\.[a-z0-9_-]*|(x-api-key|authorization|cookie)\s*:\s*[^\r\n"]*`)
+
+// Redact replaces every credential-looking part of s with "[redacted]".
+func Redact(s string) string {
+	return credential.ReplaceAllString(s, "[redacted]")
 }

@@ -205,3 +205,22 @@ func TestDeadActivatedSocketIsUnhealthy(t *testing.T) {
 		t.Errorf("log does not say the socket cannot be bound again:\n%s", log.String())
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for _, in := range []string{
+		"error when reading request headers: X-API-Key: aia_ywmsj2fz_uetn47jhytafsiefha6osqxwux\r\n",
+		"cannot parse Authorization: Bearer sk-secret-value",
+		`header "authorization" = "Basic dXNlcjpwYXNz"`,
+		"token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl here",
+	} {
+		out := Redact(in)
+		for _, secret := range []string{"uetn47jhytafsiefha6osqxwux", "sk-secret-value", "dXNlcjpwYXNz", "c2lnbmF0dXJl"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("Redact(%q) = %q keeps %s", in, out, secret)
+			}
+		}
+	}
+	if got := Redact("plain message"); got != "plain message" {
+		t.Errorf("Redact changed a plain message: %q", got)
+	}
+}
