@@ -50,7 +50,7 @@ const (
 // stays in step with config.cue.
 const durationPattern = `=~"^(0|([0-9]+`
 
-const durationExamples = `"250ms", "1.5s" or "1h30m"`
+const durationExamples = `"250ms", "1.5s", "1h30m" or "10d"`
 
 // cueError turns a CUE error into an *Error. Each issue is placed at a
 // position in the config file when the error has one there; failing that (a

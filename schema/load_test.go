@@ -30,7 +30,7 @@ func TestBad(t *testing.T) {
 			`bad-kind.bad.cue:2:8: models.demo.kind: invalid value "llm" (must be one of "causal-lm", "tensor")`,
 		},
 		"bad-duration.bad.cue": {
-			`bad-duration.bad.cue:2:19: server.request_timeout: invalid duration "30 seconds": write it like "250ms", "1.5s" or "1h30m"`,
+			`bad-duration.bad.cue:2:19: server.request_timeout: invalid duration "30 seconds": write it like "250ms", "1.5s", "1h30m" or "10d"`,
 		},
 		"duration-overflow.bad.cue": {
 			`duration-overflow.bad.cue:2:18: server.shutdown_grace: invalid duration "9999999999h"`,
@@ -48,12 +48,12 @@ func TestBad(t *testing.T) {
 		// A field of the other kind of model, reported once with the
 		// fields this kind has, and not again for the fields inside it.
 		"lm-batching.bad.cue": {
-			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, max_sequences, max_queue, context_length, truncate, chat_template`,
+			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, max_sequences, max_queue, context_length, truncate, chat_template`,
 			"lm-batching.bad.cue:5:17: models.chat.max_sequences: invalid value 0 (out of bound >=1)",
 		},
 		"tensor-lm-fields.bad.cue": {
-			`tensor-lm-fields.bad.cue:4:2: models.demo.max_sequences: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, batching`,
-			`tensor-lm-fields.bad.cue:5:2: models.demo.truncate: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, batching`,
+			`tensor-lm-fields.bad.cue:4:2: models.demo.max_sequences: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, batching`,
+			`tensor-lm-fields.bad.cue:5:2: models.demo.truncate: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, batching`,
 		},
 		"lm-truncate.bad.cue": {
 			`lm-truncate.bad.cue:4:18: models.chat.truncate: invalid value "right" (must be one of "error", "left")`,
@@ -116,7 +116,7 @@ func TestBad(t *testing.T) {
 		// a wrong value, which CUE alone leaves out.
 		"many-errors.bad.cue": {
 			"many-errors.bad.cue:1:20: listeners.0.port: invalid value 0 (out of bound >0)",
-			"many-errors.bad.cue:1:23: listeners.0.tls: field not allowed; known fields here: address, port",
+			"many-errors.bad.cue:1:23: listeners.0.tsl: field not allowed; known fields here: address, port, tls",
 			`many-errors.bad.cue:2:17: logging.level: invalid value "verbose" (must be one of`,
 			"many-errors.bad.cue:3:9: models.demo.path: field is required but not present",
 			"many-errors.bad.cue:5:13: models.demo.instances: invalid value 65 (out of bound <=64)",
@@ -231,6 +231,7 @@ func TestDefaults(t *testing.T) {
 			MaxBodyBytes:   16 << 20,
 			RequestTimeout: 30 * time.Second,
 			ShutdownGrace:  30 * time.Second,
+			HeaderTimeout:  10 * time.Second,
 			ReadTimeout:    60 * time.Second,
 			IdleTimeout:    120 * time.Second,
 		},
@@ -251,7 +252,18 @@ func TestDefaults(t *testing.T) {
 			},
 		},
 		DefaultModel: "",
-		Path:         filepath.Join(dir, "minimal.good.cue"),
+		Auth: Auth{
+			APIKeys:  map[string]APIKey{},
+			Rotation: Rotation{WarnBefore: 10 * 24 * time.Hour, MaxAge: 90 * 24 * time.Hour},
+		},
+		Secrets: Secrets{KeyFile: "/etc/aiassist/master.key"},
+		Abuse: Abuse{
+			AuthFailures: Threshold{Count: 20, Window: time.Minute},
+			Requests:     Threshold{Count: 0, Window: 10 * time.Second},
+			BlockStatus:  429,
+		},
+		Limits: Limits{Classes: map[string]LimitClass{}},
+		Path:   filepath.Join(dir, "minimal.good.cue"),
 	}
 	// Positions are tested in pos_test.go.
 	got := *cfg
@@ -289,6 +301,7 @@ func TestFull(t *testing.T) {
 			MaxBodyBytes:   1 << 20,
 			RequestTimeout: 1500 * time.Millisecond,
 			ShutdownGrace:  0,
+			HeaderTimeout:  10 * time.Second,
 			ReadTimeout:    10 * time.Second,
 			IdleTimeout:    90 * time.Minute,
 		}},
@@ -322,7 +335,9 @@ func TestFull(t *testing.T) {
 func TestParseListeners(t *testing.T) {
 	f := func(listeners string, wantErr string) {
 		t.Helper()
-		_, err := Parse("l.cue", []byte("listeners: "+listeners+"\nmodels: a: {kind: \"tensor\", path: \"a.onnx\"}"))
+		// auth.open lets the listeners that are not loopback serve: see
+		// TestSecureByDefault.
+		_, err := Parse("l.cue", []byte("listeners: "+listeners+"\nmodels: a: {kind: \"tensor\", path: \"a.onnx\"}\nauth: open: true"))
 		switch {
 		case wantErr == "" && err != nil:
 			t.Errorf("listeners %s: %v", listeners, err)
@@ -378,7 +393,7 @@ func TestParseModels(t *testing.T) {
 	f(lm("b")+"\ndefault_model: \"c\"", `default_model: model "c" is not configured; add it under models or change default_model to one of: b`)
 	f(`models: b: {kind: "causal-lm", path: "m", max_sequences: 1025}`, "models.b.max_sequences: invalid value 1025 (out of bound <=1024)")
 	f(`models: b: {kind: "causal-lm", path: "m", max_queue: 0, context_length: 2}`, "")
-	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, max_sequences, max_queue, context_length, truncate, chat_template`)
+	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, max_sequences, max_queue, context_length, truncate, chat_template`)
 	f(`models: b: {kind: "causal-lm", path: "m", truncate: "right"}`, `models.b.truncate: invalid value "right" (must be one of "error", "left")`)
 	f(`models: b: {kind: "causal-lm"}`, "models.b.path: field is required but not present")
 	f(`models: b: {path: "m", max_queue: 1}`, "models.b.kind: field is required but not present")
