@@ -416,6 +416,14 @@ func (c *checker) convertAuth(raw *rawAuth, dir string) Auth {
 	}
 	for name, k := range raw.APIKeys {
 		at := func(field string) []string { return []string{"auth", "api_keys", label(name), field} }
+		// An empty list would mean what leaving it out means, the
+		// opposite of what it seems to say.
+		if k.Models != nil && len(k.Models) == 0 {
+			c.errorf(at("models"), "an empty list of models allows every model, as leaving models out does; name the models the key may call, or leave models out")
+		}
+		if k.Scopes != nil && len(k.Scopes) == 0 {
+			c.errorf(at("scopes"), `an empty list of scopes grants "model:call", as leaving scopes out does; name the scopes, or leave scopes out`)
+		}
 		a.APIKeys[name] = APIKey{
 			Name:      name,
 			Hash:      k.Hash,
