@@ -39,14 +39,16 @@ func parseDuration(s string) (time.Duration, error) {
 		}
 		num, unit := rest[:i], rest[i:i+j]
 		rest = rest[i+j:]
+		// ParseDuration also takes ".5s" and "1.s", which the schema
+		// does not.
+		whole, frac, dot := strings.Cut(num, ".")
+		if !digits(whole) || (dot && !digits(frac)) {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
 		var d time.Duration
 		if unit == "d" {
 			// Whole days are exact; a fraction goes through hours, which
 			// ParseDuration takes to the nanosecond.
-			whole, frac, dot := strings.Cut(num, ".")
-			if !digits(whole) || (dot && !digits(frac)) {
-				return 0, fmt.Errorf("invalid duration %q", s)
-			}
 			n, err := strconv.ParseInt(whole, 10, 64)
 			if err != nil || n > math.MaxInt64/int64(day) {
 				return 0, errDurationRange
