@@ -64,6 +64,7 @@ var patterns = []struct{ start, msg string }{
 	{durationPattern, "invalid duration %v: write it like " + durationExamples},
 	{`=~"^sha256:`, `invalid hash %v: write "sha256:" and the 64 lowercase hex digits of the key's SHA-256, as aiassistd keygen prints it`},
 	{`=~"^[!-~]+$"`, `invalid scope %v: write it in printable ASCII without spaces, such as "model:call"`},
+	{`=~"^[a-zA-Z0-9][a-zA-Z0-9._@-]`, `invalid principal %v: write 1 to 64 letters, digits, '.', '_', '-' or '@', starting with a letter or digit, such as "team-a" or "alice@example.com"`},
 }
 
 // secretPaths are the paths of the values that are secrets: CUE's messages
@@ -108,6 +109,14 @@ func cueError(filename string, err error, data cue.Value) error {
 		path := e.Path()
 		if len(path) > 0 && path[0] == cueRoot {
 			path = path[1:]
+		}
+		if format == cueNotAllowed && len(path) > 0 && isIndex(path[len(path)-1]) {
+			// A list of the file longer than the one-element default of
+			// listeners: CUE's error for the default branch of the
+			// disjunction, which the file did not mean to take. The other
+			// branch's errors say what is wrong, and listing this one
+			// would also hide them (see dropInsideUnknown).
+			continue
 		}
 		if format == cueMissing && len(args) == 1 {
 			// Said the way checkFields says it, so that the two are
@@ -209,6 +218,13 @@ func cueError(filename string, err error, data cue.Value) error {
 		issues = append(issues, Issue{Filename: filename, Line: 1, Column: 1, Msg: err.Error()})
 	}
 	return newError(issues)
+}
+
+// isIndex reports whether elem, an element of an error path, is a list
+// index.
+func isIndex(elem string) bool {
+	sel, err := selector(elem)
+	return err == nil && sel.Type() == cue.IndexLabel
 }
 
 // dropInsideUnknown drops the issues inside a field that is itself not
