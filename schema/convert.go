@@ -262,7 +262,9 @@ func (c *checker) timeAt(path []string, s string) time.Time {
 		// clearly.
 		c.errorf(path, "invalid time %q: write it in RFC 3339, like \"2027-03-01T00:00:00Z\"", s)
 	}
-	return t
+	// In UTC, so that two files that say the same instant with other
+	// offsets have the same settings.
+	return t.UTC()
 }
 
 // resolve makes path, as the config file writes it, absolute against dir,

@@ -204,7 +204,7 @@ func (c *checker) checkOrigins(origins []string) {
 		u, err := url.Parse(o)
 		const fix = `write an origin as a browser sends it: scheme, host and any port, such as "https://app.example.com" or "http://localhost:3000"`
 		switch {
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" || !validPort(u):
 			c.errorf(at, "%q is not an origin: %s", o, fix)
 		case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || (u.Path != "" && u.Path != "/"):
 			c.errorf(at, "%q is more than an origin: %s", o, fix)
@@ -214,6 +214,19 @@ func (c *checker) checkOrigins(origins []string) {
 			c.errorf(at, "%q has capitals, which a browser's Origin never has; write it as %q", o, strings.ToLower(o))
 		}
 	}
+}
+
+// validPort reports whether the URL u has no port or a valid one.
+func validPort(u *url.URL) bool {
+	if strings.HasSuffix(u.Host, ":") {
+		return false
+	}
+	p := u.Port()
+	if p == "" {
+		return true
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n < 65536
 }
 
 // checkLimits checks what CUE cannot of the rate limits: a class's burst
