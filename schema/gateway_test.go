@@ -199,7 +199,7 @@ func TestWarnings(t *testing.T) {
 	f("listeners: [{address: \"::1\"}]\n" + key)
 	f("listeners: [{address: \"0.0.0.0\", "+tls+"}]\n"+key,
 		`w.cue:2:23: listeners.0.address: listener "0.0.0.0:8080" is not loopback and limits.global is unset, so nothing bounds the requests it takes: add limits: global: {requests_per_second: 100, burst: 200}, or a rate of your own`)
-	f("listeners: [{address: \"0.0.0.0\", "+tls+"}]\n"+key+"limits: global: requests_per_second: 100\n")
+	f("listeners: [{address: \"0.0.0.0\", " + tls + "}]\n" + key + "limits: global: requests_per_second: 100\n")
 	f("listeners: [{address: \"0.0.0.0\"}]\n"+key+"limits: global: requests_per_second: 100\n",
 		`w.cue:2:23: listeners.0.address: listener "0.0.0.0:8080" is not loopback and serves plain HTTP, so API keys and tokens cross the network readable: add tls`)
 	f("listeners: [{port: 1}, {address: \"10.0.0.1\", port: 2}]\nauth: open: true\n",
