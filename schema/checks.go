@@ -19,6 +19,15 @@ func (c *checker) check(cfg *Config) {
 	c.checkListeners(cfg.Listeners)
 	c.checkMetricsPath(cfg.Metrics.Path)
 	c.checkDefaultModel(cfg)
+	c.checkExposure(cfg)
+	c.checkAPIKeys(cfg)
+	c.checkJWT(cfg.Auth.JWT)
+	c.checkNets([]string{"access", "allow_ips"}, cfg.Access.AllowIPs)
+	c.checkNets([]string{"access", "trusted_proxies"}, cfg.Access.TrustedProxies)
+	c.checkHosts(cfg.Server.AllowedHosts)
+	c.checkOrigins(cfg.Server.CORSOrigins)
+	c.checkLimits(cfg.Limits)
+	c.checkAbuse(cfg.Abuse)
 }
 
 // checkModels refuses a config without models. Serving none is never what

@@ -36,6 +36,17 @@ type Config struct {
 	// files that differ only in layout or comments are therefore not
 	// reflect.DeepEqual, which keeps the positions of a kept Config true.
 	places *places
+	// warnings are placed as places are, so SameSettings skips them too.
+	warnings []Issue
+}
+
+// Warnings returns what Load found worth an operator's look in a valid
+// file, such as a non-loopback listener without limits.global, sorted by
+// position, each placed at the value it is about as Load's errors are:
+// "config.cue:3:14: listeners.0.address: listener ... is not loopback and
+// ...". A config without any returns nil. The slice is the caller's.
+func (c *Config) Warnings() []Issue {
+	return slices.Clone(c.warnings)
 }
 
 // Pos returns where the config file sets the value at path, as
@@ -316,5 +327,6 @@ func (c *Config) modelsOfKind(kind string) []string {
 func (c *Config) SameSettings(o *Config) bool {
 	a, b := *c, *o
 	a.places, b.places = nil, nil
+	a.warnings, b.warnings = nil, nil
 	return reflect.DeepEqual(a, b)
 }

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,11 +25,103 @@ type rawConfig struct {
 	Reload       rawReload           `json:"reload"`
 	Models       map[string]rawModel `json:"models"`
 	DefaultModel string              `json:"default_model"`
+	Auth         rawAuth             `json:"auth"`
+	Access       rawAccess           `json:"access"`
+	Secrets      rawSecrets          `json:"secrets"`
+	Abuse        rawAbuse            `json:"abuse"`
+	Limits       rawLimits           `json:"limits"`
 }
 
 type rawListener struct {
-	Address string `json:"address"`
-	Port    int    `json:"port"`
+	Address string  `json:"address"`
+	Port    int     `json:"port"`
+	TLS     *rawTLS `json:"tls"`
+}
+
+type rawTLS struct {
+	Cert       string `json:"cert"`
+	Key        string `json:"key"`
+	MinVersion string `json:"min_version"`
+	ClientCA   string `json:"client_ca"`
+}
+
+type rawAuth struct {
+	Open     bool                 `json:"open"`
+	APIKeys  map[string]rawAPIKey `json:"api_keys"`
+	JWT      *rawJWT              `json:"jwt"`
+	Rotation rawRotation          `json:"rotation"`
+}
+
+type rawAPIKey struct {
+	Hash      string   `json:"hash"`
+	Principal string   `json:"principal"`
+	Created   string   `json:"created"`
+	NotBefore string   `json:"not_before"`
+	NotAfter  string   `json:"not_after"`
+	Models    []string `json:"models"`
+	AllowIPs  []string `json:"allow_ips"`
+	Scopes    []string `json:"scopes"`
+	Limit     string   `json:"limit"`
+}
+
+type rawJWT struct {
+	HS256Secret string            `json:"hs256_secret"`
+	PublicKeys  []rawJWTPublicKey `json:"public_keys"`
+	JWKSFile    string            `json:"jwks_file"`
+	Issuer      string            `json:"issuer"`
+	Audience    string            `json:"audience"`
+	Leeway      string            `json:"leeway"`
+}
+
+type rawJWTPublicKey struct {
+	File string `json:"file"`
+	KID  string `json:"kid"`
+}
+
+type rawRotation struct {
+	WarnBefore string `json:"warn_before"`
+	MaxAge     string `json:"max_age"`
+}
+
+type rawAccess struct {
+	AllowIPs       []string `json:"allow_ips"`
+	TrustedProxies []string `json:"trusted_proxies"`
+}
+
+type rawSecrets struct {
+	KeyFile string `json:"key_file"`
+}
+
+type rawAbuse struct {
+	AuthFailures rawThreshold `json:"auth_failures"`
+	Requests     rawThreshold `json:"requests"`
+	BlockFor     string       `json:"block_for"`
+	BlockStatus  int          `json:"block_status"`
+}
+
+type rawThreshold struct {
+	Count  int    `json:"count"`
+	Window string `json:"window"`
+}
+
+type rawLimits struct {
+	Global  *rawRate                 `json:"global"`
+	PerIP   *rawRate                 `json:"per_ip"`
+	Classes map[string]rawLimitClass `json:"classes"`
+}
+
+// rawRate and rawLimitClass leave a field out as 0, which the schema's
+// bounds make impossible to write.
+type rawRate struct {
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	Burst             int     `json:"burst"`
+}
+
+type rawLimitClass struct {
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	Burst             int     `json:"burst"`
+	TokensPerMinute   int     `json:"tokens_per_minute"`
+	MaxConcurrent     int     `json:"max_concurrent"`
 }
 
 type rawRuntime struct {
@@ -44,16 +137,22 @@ type rawLogging struct {
 }
 
 type rawMetrics struct {
-	Enabled bool   `json:"enabled"`
-	Path    string `json:"path"`
+	Enabled     bool   `json:"enabled"`
+	Path        string `json:"path"`
+	RequireAuth bool   `json:"require_auth"`
 }
 
 type rawServer struct {
-	MaxBodyBytes   int    `json:"max_body_bytes"`
-	RequestTimeout string `json:"request_timeout"`
-	ShutdownGrace  string `json:"shutdown_grace"`
-	ReadTimeout    string `json:"read_timeout"`
-	IdleTimeout    string `json:"idle_timeout"`
+	MaxBodyBytes        int      `json:"max_body_bytes"`
+	RequestTimeout      string   `json:"request_timeout"`
+	ShutdownGrace       string   `json:"shutdown_grace"`
+	ReadTimeout         string   `json:"read_timeout"`
+	HeaderTimeout       string   `json:"header_timeout"`
+	IdleTimeout         string   `json:"idle_timeout"`
+	MaxConnections      int      `json:"max_connections"`
+	MaxConnectionsPerIP int      `json:"max_connections_per_ip"`
+	AllowedHosts        []string `json:"allowed_hosts"`
+	CORSOrigins         []string `json:"cors_origins"`
 }
 
 type rawReload struct {
@@ -66,6 +165,7 @@ type rawModel struct {
 	Path           string      `json:"path"`
 	Instances      int         `json:"instances"`
 	IntraOpThreads int         `json:"intra_op_threads"`
+	RequestTimeout string      `json:"request_timeout"`
 	Batching       rawBatching `json:"batching"`
 	MaxSequences   int         `json:"max_sequences"`
 	MaxQueue       int         `json:"max_queue"`
@@ -87,40 +187,124 @@ type checker struct {
 	filename string
 	data     cue.Value // the config file alone, for positions
 	issues   []Issue
+	warnings []Issue
 }
 
-// errorf records an issue with the value at path, given as elements of an
+// issue returns an issue with the value at path, given as elements of an
 // error path ("listeners", "1"), placed where the config file sets it.
-func (c *checker) errorf(path []string, format string, args ...any) {
+func (c *checker) issue(path []string, format string, args ...any) Issue {
 	is := Issue{Path: strings.Join(path, "."), Msg: fmt.Sprintf(format, args...)}
 	if pos := nearestPos(c.filename, c.data, path); pos.IsValid() {
 		setPos(&is, pos)
+	} else {
+		// A default the file does not set, in a file that sets nothing
+		// around it: the file as a whole is at fault.
+		is.Filename, is.Line, is.Column = c.filename, 1, 1
 	}
-	c.issues = append(c.issues, is)
+	return is
+}
+
+// errorf records an issue with the value at path that makes the config
+// invalid.
+func (c *checker) errorf(path []string, format string, args ...any) {
+	c.issues = append(c.issues, c.issue(path, format, args...))
+}
+
+// warnf records an issue with the value at path that leaves the config
+// valid but is worth an operator's look: see Config.Warnings.
+func (c *checker) warnf(path []string, format string, args ...any) {
+	c.warnings = append(c.warnings, c.issue(path, format, args...))
 }
 
 // duration parses the duration s at path. A positive one must be above
 // zero; max, when not zero, is the largest allowed.
 func (c *checker) duration(path []string, s string, positive bool, max time.Duration) time.Duration {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		// The schema's pattern admits only well-formed durations, so this
-		// one is out of range (above about 2562047h).
-		c.errorf(path, "invalid duration %q: write it like %s", s, durationExamples)
-		return 0
-	}
+	d, ok := c.parseDuration(path, s)
 	switch {
+	case !ok:
 	case positive && d <= 0:
 		c.errorf(path, "invalid duration %q: must be above zero", s)
 	case max > 0 && d > max:
-		c.errorf(path, "invalid duration %q: must be at most %q", s, max.String())
+		c.errorf(path, "invalid duration %q: must be at most %q", s, formatDuration(max))
 	}
 	return d
 }
 
+// durationIn parses the duration s at path, which must be from lo to hi.
+func (c *checker) durationIn(path []string, s string, lo, hi time.Duration) time.Duration {
+	d, ok := c.parseDuration(path, s)
+	if ok && (d < lo || d > hi) {
+		c.errorf(path, "invalid duration %q: must be from %q to %q", s, formatDuration(lo), formatDuration(hi))
+	}
+	return d
+}
+
+func (c *checker) parseDuration(path []string, s string) (time.Duration, bool) {
+	d, err := parseDuration(s)
+	if err != nil {
+		// The schema's pattern admits only well-formed durations, so this
+		// one is out of range (above about 2562047h, or 106751d).
+		c.errorf(path, "invalid duration %q: write it like %s", s, durationExamples)
+		return 0, false
+	}
+	return d, true
+}
+
+// timeAt parses the RFC 3339 time s at path; "" (left out) is the zero
+// time.
+func (c *checker) timeAt(path []string, s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		// The schema admits only RFC 3339 times, but says so less
+		// clearly.
+		c.errorf(path, "invalid time %q: write it in RFC 3339, like \"2027-03-01T00:00:00Z\"", s)
+	}
+	// In UTC, so that two files that say the same instant with other
+	// offsets have the same settings.
+	return t.UTC()
+}
+
+// resolve makes path, as the config file writes it, absolute against dir,
+// the config file's directory; "" (left out) stays "".
+func resolve(dir, path string) string {
+	if path == "" {
+		return ""
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	return filepath.Clean(path)
+}
+
+// list keeps a list the file leaves empty as nil, so that two configs
+// that say the same compare equal.
+func list(xs []string) []string {
+	if len(xs) == 0 {
+		return nil
+	}
+	return xs
+}
+
+// burst is the burst of a bucket of rate rps that sets burst (0 when left
+// out): by default one second's worth of requests, at least 1. A bucket
+// without a rate has no burst.
+func burst(rps float64, burst int) int {
+	switch {
+	case burst > 0:
+		return burst
+	case rps <= 0:
+		return 0
+	}
+	return max(1, int(math.Ceil(rps)))
+}
+
 // convert turns the decoded file into a Config, parsing durations and
-// resolving model paths, then makes the checks that span fields.
+// times and resolving paths, then makes the checks that span fields.
 func (c *checker) convert(raw *rawConfig, abs string) *Config {
+	dir := filepath.Dir(abs)
 	cfg := &Config{
 		Listeners: make([]Listener, len(raw.Listeners)),
 		Runtime: Runtime{
@@ -128,7 +312,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			InterOpThreads: raw.Runtime.InterOpThreads,
 		},
 		Logging:      Logging(raw.Logging),
-		Metrics:      Metrics{Enabled: raw.Metrics.Enabled, Path: raw.Metrics.Path},
+		Metrics:      Metrics(raw.Metrics),
 		Reload:       Reload(raw.Reload),
 		Models:       make(map[string]Model, len(raw.Models)),
 		DefaultModel: raw.DefaultModel,
@@ -137,29 +321,41 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 
 	for i, l := range raw.Listeners {
 		cfg.Listeners[i] = Listener{Address: l.Address, Port: l.Port}
+		if t := l.TLS; t != nil {
+			cfg.Listeners[i].TLS = &TLS{
+				Cert:       resolve(dir, t.Cert),
+				Key:        resolve(dir, t.Key),
+				MinVersion: t.MinVersion,
+				ClientCA:   resolve(dir, t.ClientCA),
+			}
+		}
 	}
 
 	srv := func(name string) []string { return []string{"server", name} }
 	cfg.Server = Server{
-		MaxBodyBytes:   raw.Server.MaxBodyBytes,
-		RequestTimeout: c.duration(srv("request_timeout"), raw.Server.RequestTimeout, true, 0),
-		ShutdownGrace:  c.duration(srv("shutdown_grace"), raw.Server.ShutdownGrace, false, 0),
-		ReadTimeout:    c.duration(srv("read_timeout"), raw.Server.ReadTimeout, true, 0),
-		IdleTimeout:    c.duration(srv("idle_timeout"), raw.Server.IdleTimeout, true, 0),
+		MaxBodyBytes:        raw.Server.MaxBodyBytes,
+		RequestTimeout:      c.duration(srv("request_timeout"), raw.Server.RequestTimeout, true, 0),
+		ShutdownGrace:       c.duration(srv("shutdown_grace"), raw.Server.ShutdownGrace, false, 0),
+		HeaderTimeout:       c.duration(srv("header_timeout"), raw.Server.HeaderTimeout, true, 0),
+		ReadTimeout:         c.duration(srv("read_timeout"), raw.Server.ReadTimeout, true, 0),
+		IdleTimeout:         c.duration(srv("idle_timeout"), raw.Server.IdleTimeout, true, 0),
+		MaxConnections:      raw.Server.MaxConnections,
+		MaxConnectionsPerIP: raw.Server.MaxConnectionsPerIP,
+		AllowedHosts:        list(raw.Server.AllowedHosts),
+		CORSOrigins:         list(raw.Server.CORSOrigins),
 	}
 
-	dir := filepath.Dir(abs)
 	for name, m := range raw.Models {
-		path := m.Path
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(dir, path)
-		}
 		model := Model{
 			Name:           name,
 			Kind:           m.Kind,
-			Path:           filepath.Clean(path),
+			Path:           resolve(dir, m.Path),
 			Instances:      m.Instances,
 			IntraOpThreads: m.IntraOpThreads,
+		}
+		if m.RequestTimeout != "" {
+			at := []string{"models", label(name), "request_timeout"}
+			model.RequestTimeout = c.durationIn(at, m.RequestTimeout, minModelTimeout, maxModelTimeout)
 		}
 		switch m.Kind {
 		case KindTensor:
@@ -180,6 +376,103 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 		cfg.Models[name] = model
 	}
 
+	cfg.Auth = c.convertAuth(&raw.Auth, dir)
+	cfg.Access = Access{AllowIPs: list(raw.Access.AllowIPs), TrustedProxies: list(raw.Access.TrustedProxies)}
+	cfg.Secrets = Secrets{KeyFile: resolve(dir, raw.Secrets.KeyFile)}
+	ab := func(elem ...string) []string { return append([]string{"abuse"}, elem...) }
+	cfg.Abuse = Abuse{
+		AuthFailures: Threshold{
+			Count:  raw.Abuse.AuthFailures.Count,
+			Window: c.duration(ab("auth_failures", "window"), raw.Abuse.AuthFailures.Window, true, 0),
+		},
+		Requests: Threshold{
+			Count:  raw.Abuse.Requests.Count,
+			Window: c.duration(ab("requests", "window"), raw.Abuse.Requests.Window, true, 0),
+		},
+		BlockFor:    c.duration(ab("block_for"), raw.Abuse.BlockFor, false, 0),
+		BlockStatus: raw.Abuse.BlockStatus,
+	}
+	cfg.Limits = convertLimits(&raw.Limits)
+
 	c.check(cfg)
 	return cfg
+}
+
+// Bounds of the durations of the gateway and of a model's own timeout.
+const (
+	// maxLeeway bounds auth.jwt.leeway: a larger one would keep expired
+	// tokens working for longer than a clock can plausibly be off.
+	maxLeeway       = 5 * time.Minute
+	minModelTimeout = time.Second
+	maxModelTimeout = 300 * time.Second
+)
+
+func (c *checker) convertAuth(raw *rawAuth, dir string) Auth {
+	a := Auth{
+		Open:    raw.Open,
+		APIKeys: make(map[string]APIKey, len(raw.APIKeys)),
+		Rotation: Rotation{
+			WarnBefore: c.duration([]string{"auth", "rotation", "warn_before"}, raw.Rotation.WarnBefore, false, 0),
+			MaxAge:     c.duration([]string{"auth", "rotation", "max_age"}, raw.Rotation.MaxAge, false, 0),
+		},
+	}
+	for name, k := range raw.APIKeys {
+		at := func(field string) []string { return []string{"auth", "api_keys", label(name), field} }
+		// An empty list would mean what leaving it out means, the
+		// opposite of what it seems to say.
+		if k.Models != nil && len(k.Models) == 0 {
+			c.errorf(at("models"), "an empty list of models allows every model, as leaving models out does; name the models the key may call, or leave models out")
+		}
+		if k.Scopes != nil && len(k.Scopes) == 0 {
+			c.errorf(at("scopes"), `an empty list of scopes grants "model:call", as leaving scopes out does; name the scopes, or leave scopes out`)
+		}
+		a.APIKeys[name] = APIKey{
+			Name:      name,
+			Hash:      k.Hash,
+			Principal: k.Principal,
+			Created:   c.timeAt(at("created"), k.Created),
+			NotBefore: c.timeAt(at("not_before"), k.NotBefore),
+			NotAfter:  c.timeAt(at("not_after"), k.NotAfter),
+			Models:    list(k.Models),
+			AllowIPs:  list(k.AllowIPs),
+			Scopes:    list(k.Scopes),
+			Limit:     k.Limit,
+		}
+	}
+	if j := raw.JWT; j != nil {
+		a.JWT = &JWT{
+			HS256Secret: j.HS256Secret,
+			JWKSFile:    resolve(dir, j.JWKSFile),
+			Issuer:      j.Issuer,
+			Audience:    j.Audience,
+			Leeway:      c.duration([]string{"auth", "jwt", "leeway"}, j.Leeway, false, maxLeeway),
+		}
+		for _, k := range j.PublicKeys {
+			a.JWT.PublicKeys = append(a.JWT.PublicKeys, JWTPublicKey{File: resolve(dir, k.File), KID: k.KID})
+		}
+	}
+	return a
+}
+
+func convertLimits(raw *rawLimits) Limits {
+	rate := func(r *rawRate) *Rate {
+		if r == nil {
+			return nil
+		}
+		return &Rate{RequestsPerSecond: r.RequestsPerSecond, Burst: burst(r.RequestsPerSecond, r.Burst)}
+	}
+	l := Limits{
+		Global:  rate(raw.Global),
+		PerIP:   rate(raw.PerIP),
+		Classes: make(map[string]LimitClass, len(raw.Classes)),
+	}
+	for name, cl := range raw.Classes {
+		l.Classes[name] = LimitClass{
+			RequestsPerSecond: cl.RequestsPerSecond,
+			Burst:             burst(cl.RequestsPerSecond, cl.Burst),
+			TokensPerMinute:   cl.TokensPerMinute,
+			MaxConcurrent:     cl.MaxConcurrent,
+		}
+	}
+	return l
 }

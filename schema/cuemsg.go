@@ -43,6 +43,10 @@ const (
 	// cueNotAllowed: a field the schema does not declare. fields.go says
 	// it the same way.
 	cueNotAllowed = "field not allowed"
+	// cueNotSatisfied: a value fails a validator of CUE's standard
+	// library, such as net.IP or time.Time. Args: the value and the
+	// validator.
+	cueNotSatisfied = "invalid value %s (does not satisfy %s)"
 )
 
 // durationPattern is the start of the pattern of #Duration in config.cue, by
@@ -50,7 +54,36 @@ const (
 // stays in step with config.cue.
 const durationPattern = `=~"^(0|([0-9]+`
 
-const durationExamples = `"250ms", "1.5s" or "1h30m"`
+const durationExamples = `"250ms", "1.5s", "1h30m" or "10d"`
+
+// patterns are the starts of patterns in config.cue that say little to an
+// operator, and what the message about a value that fails one says
+// instead (a format with the value as its argument). durationPattern is
+// one; TestPatterns keeps the others in step with config.cue.
+var patterns = []struct{ start, msg string }{
+	{durationPattern, "invalid duration %v: write it like " + durationExamples},
+	{`=~"^sha256:`, `invalid hash %v: write "sha256:" and the 64 lowercase hex digits of the key's SHA-256, as aiassistd keygen prints it`},
+	{`=~"^[!-~]+$"`, `invalid scope %v: write it in printable ASCII without spaces, such as "model:call"`},
+	{`=~"^[a-zA-Z0-9][a-zA-Z0-9._@-]`, `invalid principal %v: write 1 to 64 letters, digits, '.', '_', '-' or '@', starting with a letter or digit, such as "team-a" or "alice@example.com"`},
+}
+
+// secretPaths are the paths of the values that are secrets: CUE's messages
+// about them quote the value, which must never be printed.
+var secretPaths = map[string]bool{
+	"auth.jwt.hs256_secret": true,
+}
+
+// redact replaces in msg, CUE's message about a secret, the strings among
+// args, its arguments, so that the secret is never printed. An empty
+// string stays, as it tells the operator what is wrong.
+func redact(msg string, args []any) string {
+	for _, a := range args {
+		if s := fmt.Sprint(a); strings.HasPrefix(s, `"`) && s != `""` {
+			msg = strings.ReplaceAll(msg, s, "(secret, not shown)")
+		}
+	}
+	return msg
+}
 
 // cueError turns a CUE error into an *Error. Each issue is placed at a
 // position in the config file when the error has one there; failing that (a
@@ -76,6 +109,14 @@ func cueError(filename string, err error, data cue.Value) error {
 		path := e.Path()
 		if len(path) > 0 && path[0] == cueRoot {
 			path = path[1:]
+		}
+		if format == cueNotAllowed && len(path) > 0 && isIndex(path[len(path)-1]) {
+			// A list of the file longer than the one-element default of
+			// listeners: CUE's error for the default branch of the
+			// disjunction, which the file did not mean to take. The other
+			// branch's errors say what is wrong, and listing this one
+			// would also hide them (see dropInsideUnknown).
+			continue
 		}
 		if format == cueMissing && len(args) == 1 {
 			// Said the way checkFields says it, so that the two are
@@ -120,9 +161,18 @@ func cueError(filename string, err error, data cue.Value) error {
 				if en.format == cueRequired {
 					msg = cueRequired
 				}
-				if en.format == cueOutOfBound && len(en.args) == 2 && strings.HasPrefix(fmt.Sprint(en.args[1]), durationPattern) {
-					// The pattern of #Duration says little to an operator.
-					msg = fmt.Sprintf("invalid duration %v: write it like %s", en.args[0], durationExamples)
+				// The patterns and validators of durations, hashes and
+				// times say little to an operator.
+				switch {
+				case en.format == cueOutOfBound && len(en.args) == 2:
+					for _, p := range patterns {
+						if strings.HasPrefix(fmt.Sprint(en.args[1]), p.start) {
+							msg = fmt.Sprintf(p.msg, en.args[0])
+							break
+						}
+					}
+				case en.format == cueNotSatisfied && len(en.args) == 2 && fmt.Sprint(en.args[1]) == "time.Time":
+					msg = fmt.Sprintf(`invalid time %v: write it in RFC 3339, such as "2027-03-01T00:00:00Z"`, en.args[0])
 				}
 				msgs = append(msgs, msg)
 			}
@@ -147,6 +197,11 @@ func cueError(filename string, err error, data cue.Value) error {
 			if at.format == cueNotAllowed {
 				msg += knownFields(data, at.path)
 			}
+			if secretPaths[key] {
+				for _, en := range group {
+					msg = redact(msg, en.args)
+				}
+			}
 			is := Issue{Path: key, Msg: msg}
 			if pos.IsValid() {
 				setPos(&is, pos)
@@ -163,6 +218,13 @@ func cueError(filename string, err error, data cue.Value) error {
 		issues = append(issues, Issue{Filename: filename, Line: 1, Column: 1, Msg: err.Error()})
 	}
 	return newError(issues)
+}
+
+// isIndex reports whether elem, an element of an error path, is a list
+// index.
+func isIndex(elem string) bool {
+	sel, err := selector(elem)
+	return err == nil && sel.Type() == cue.IndexLabel
 }
 
 // dropInsideUnknown drops the issues inside a field that is itself not

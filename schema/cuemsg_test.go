@@ -109,6 +109,20 @@ func TestCUEMessages(t *testing.T) {
 			expected: "invalid value 70000 (out of bound <65536)",
 		},
 		{
+			constant: "cueOutOfBound (and patterns)", src: `auth: api_keys: k: hash: "md5:1"`, path: "auth.api_keys.k.hash",
+			match: func(format string, args []string, _ string) bool {
+				return format == cueOutOfBound && len(args) == 2 && args[0] == `"md5:1"` && strings.HasPrefix(args[1], patterns[1].start)
+			},
+			expected: cueOutOfBound + ` with args "md5:1" and the pattern of a hash`,
+		},
+		{
+			constant: "cueNotSatisfied", src: `auth: api_keys: k: {hash: "sha256:` + strings.Repeat("0", 64) + `", created: "2026-01-01"}`, path: "auth.api_keys.k.created",
+			match: func(format string, args []string, _ string) bool {
+				return format == cueNotSatisfied && len(args) == 2 && args[0] == `"2026-01-01"` && args[1] == "time.Time"
+			},
+			expected: cueNotSatisfied + ` with args "2026-01-01" and time.Time`,
+		},
+		{
 			constant: "cueNotAllowed", src: `logging: colour: 1`, path: "logging.colour",
 			match: func(format string, args []string, text string) bool {
 				return format == cueNotAllowed && len(args) == 0 && text == cueNotAllowed

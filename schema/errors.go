@@ -54,6 +54,14 @@ func newError(issues []Issue) error {
 	if len(issues) == 0 {
 		return nil
 	}
+	return &Error{Issues: sortIssues(issues)}
+}
+
+// sortIssues sorts issues by position and drops repeats, in place.
+func sortIssues(issues []Issue) []Issue {
+	if len(issues) == 0 {
+		return nil
+	}
 	slices.SortStableFunc(issues, func(a, b Issue) int {
 		return cmp.Or(
 			cmp.Compare(a.Filename, b.Filename),
@@ -73,5 +81,5 @@ func newError(issues []Issue) error {
 			out = append(out, is)
 		}
 	}
-	return &Error{Issues: out}
+	return out
 }

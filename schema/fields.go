@@ -40,8 +40,8 @@ func knownFields(data cue.Value, path []string) string {
 		// itself, whose fields are not the schema's.
 		return ""
 	}
-	if len(parent) == 1 && parent[0] == "models" {
-		return "; a model name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+	if what, ok := namedMaps[strings.Join(parent, ".")]; ok {
+		return "; " + what + " name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 	}
 	it, err := v.Fields(cue.Optional(true))
 	if err != nil {
@@ -74,6 +74,14 @@ func knownFields(data cue.Value, path []string) string {
 		return fmt.Sprintf("; known fields of a %q model: %s", kind, strings.Join(names, ", "))
 	}
 	return "; known fields here: " + strings.Join(names, ", ")
+}
+
+// namedMaps are the maps whose keys are names (#Name in config.cue), by
+// path, and what they name.
+var namedMaps = map[string]string{
+	"models":         "a model",
+	"auth.api_keys":  "an API key",
+	"limits.classes": "a limit class",
 }
 
 // schemaAt returns the schema of the value at sel in a value whose schema

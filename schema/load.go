@@ -95,6 +95,7 @@ func Parse(filename string, src []byte) (cfg *Config, err error) {
 		return nil, err
 	}
 	cfg.places = findPlaces(filename, data)
+	cfg.warnings = sortIssues(c.warnings)
 	return cfg, nil
 }
 

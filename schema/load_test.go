@@ -30,7 +30,7 @@ func TestBad(t *testing.T) {
 			`bad-kind.bad.cue:2:8: models.demo.kind: invalid value "llm" (must be one of "causal-lm", "tensor")`,
 		},
 		"bad-duration.bad.cue": {
-			`bad-duration.bad.cue:2:19: server.request_timeout: invalid duration "30 seconds": write it like "250ms", "1.5s" or "1h30m"`,
+			`bad-duration.bad.cue:2:19: server.request_timeout: invalid duration "30 seconds": write it like "250ms", "1.5s", "1h30m" or "10d"`,
 		},
 		"duration-overflow.bad.cue": {
 			`duration-overflow.bad.cue:2:18: server.shutdown_grace: invalid duration "9999999999h"`,
@@ -48,12 +48,12 @@ func TestBad(t *testing.T) {
 		// A field of the other kind of model, reported once with the
 		// fields this kind has, and not again for the fields inside it.
 		"lm-batching.bad.cue": {
-			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, max_sequences, max_queue, context_length, truncate, chat_template`,
+			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, max_sequences, max_queue, context_length, truncate, chat_template`,
 			"lm-batching.bad.cue:5:17: models.chat.max_sequences: invalid value 0 (out of bound >=1)",
 		},
 		"tensor-lm-fields.bad.cue": {
-			`tensor-lm-fields.bad.cue:4:2: models.demo.max_sequences: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, batching`,
-			`tensor-lm-fields.bad.cue:5:2: models.demo.truncate: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, batching`,
+			`tensor-lm-fields.bad.cue:4:2: models.demo.max_sequences: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, batching`,
+			`tensor-lm-fields.bad.cue:5:2: models.demo.truncate: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, batching`,
 		},
 		"lm-truncate.bad.cue": {
 			`lm-truncate.bad.cue:4:18: models.chat.truncate: invalid value "right" (must be one of "error", "left")`,
@@ -112,11 +112,97 @@ func TestBad(t *testing.T) {
 		"model-not-struct.bad.cue": {
 			"model-not-struct.bad.cue:1:15: models.demo: invalid value 3 (must be struct)",
 		},
+		// Secure by default: a listener others can reach needs a
+		// credential, or auth.open on purpose.
+		"exposed.bad.cue": {
+			`exposed.bad.cue:4:12: listeners.1.address: listener "0.0.0.0:8081" is not loopback, and no credential is configured, so anyone who reaches it could call every model: add an API key (aiassistd keygen -name NAME prints one and the lines to append to this file), or auth.jwt; or set auth: open: true to serve without credentials on purpose; or listen on 127.0.0.1`,
+			`exposed.bad.cue:5:12: listeners.2.address: listener ":8082" is not loopback, and no credential is configured`,
+		},
+		"open-contradiction.bad.cue": {
+			"open-contradiction.bad.cue:4:8: auth.open: open: true contradicts the credentials configured: with any API key or jwt every inference route needs a credential; remove open: true, or remove auth.api_keys and auth.jwt to serve without credentials",
+		},
+		"require-auth.bad.cue": {
+			"require-auth.bad.cue:2:24: metrics.require_auth: require_auth: true needs a credential to accept, and none is configured: add an API key (aiassistd keygen) or auth.jwt, or remove require_auth",
+		},
+		"api-key-refs.bad.cue": {
+			`api-key-refs.bad.cue:5:24: auth.api_keys."team-a".models.1: model "qwen" is not configured; add it under models, or name one of: demo`,
+			`api-key-refs.bad.cue:6:15: auth.api_keys."team-a".limit: limit class "platinum" is not configured; add it under limits.classes, or name one of: gold`,
+			`api-key-refs.bad.cue:8:15: auth.api_keys."team-a".not_after: not_after must be after not_before (2027-03-01T00:00:00Z), or the key never works; move one of them`,
+			`api-key-refs.bad.cue:9:16: auth.api_keys."team-a".allow_ips.0: "10.1.2.3/16" has address bits set past its /16 prefix; write the network as "10.1.0.0/16"`,
+			`api-key-refs.bad.cue:9:31: auth.api_keys."team-a".allow_ips.1: "10.1.2.300" is not an address or network: write an address ("10.1.2.3", "fd00::1") or a CIDR network ("10.0.0.0/8", "fd00::/8")`,
+			`api-key-refs.bad.cue:9:45: auth.api_keys."team-a".allow_ips.2: "fe80::1%eth0" has a zone, which client addresses are not compared by; write it as "fe80::1"`,
+			`api-key-refs.bad.cue:12:18: auth.api_keys."team-b".hash: auth.api_keys."team-a" has the same hash: each key must be its own; make another with aiassistd keygen`,
+			`api-key-refs.bad.cue:13:102: auth.api_keys."team-c".models: an empty list of models allows every model, as leaving models out does; name the models the key may call, or leave models out`,
+			`api-key-refs.bad.cue:13:114: auth.api_keys."team-c".scopes: an empty list of scopes grants "model:call", as leaving scopes out does; name the scopes, or leave scopes out`,
+		},
+		"api-key-fields.bad.cue": {
+			`api-key-fields.bad.cue:3:2: auth.api_keys."team a": field not allowed; an API key name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+			`api-key-fields.bad.cue:5:14: auth.api_keys.ok.hash: invalid hash "sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08": write "sha256:" and the 64 lowercase hex digits of the key's SHA-256, as aiassistd keygen prints it`,
+			`api-key-fields.bad.cue:6:14: auth.api_keys.ok.not_after: invalid time "2027-03-01": write it in RFC 3339, such as "2027-03-01T00:00:00Z"`,
+			`api-key-fields.bad.cue:7:15: auth.api_keys.ok.scopes.0: invalid scope "model call": write it in printable ASCII without spaces, such as "model:call"`,
+			`api-key-fields.bad.cue:8:14: auth.api_keys.ok.principal: invalid principal "alice smith": write 1 to 64 letters, digits, '.', '_', '-' or '@', starting with a letter or digit`,
+			"api-key-fields.bad.cue:10:2: auth.api_keys.plain.hash: field is required but not present",
+			"api-key-fields.bad.cue:10:10: auth.api_keys.plain.key: field not allowed; known fields here: hash, principal, created, not_before, not_after, models, allow_ips, scopes, limit",
+		},
+		"jwt-secret.bad.cue": {
+			"jwt-secret.bad.cue:4:16: auth.jwt.hs256_secret: a plain secret is shorter than 32 bytes, too short for HS256: make one with `openssl rand -base64 48`, and write it encrypted as aiassistd encrypt prints it (enc:v1:...)",
+			`jwt-secret.bad.cue:7:29: auth.jwt.public_keys.1.kid: kid "2026" is public_keys.0's as well, so a token naming it could not pick its key; give each key its own kid`,
+			`jwt-secret.bad.cue:9:10: auth.jwt.leeway: invalid duration "1h": must be at most "5m"`,
+		},
+		"jwt-enc.bad.cue": {
+			`jwt-enc.bad.cue:3:26: auth.jwt.hs256_secret: the value after "enc:v1:" is not base64: write the whole value that aiassistd encrypt prints`,
+		},
+		"jwt-no-key.bad.cue": {
+			"jwt-no-key.bad.cue:2:12: auth.jwt: jwt has no key to verify tokens with: set hs256_secret, public_keys or jwks_file, or remove jwt",
+		},
+		// The secrets themselves are checked not to be printed in
+		// TestSecretsNotPrinted.
+		"secret-conflict.bad.cue": {
+			"secret-conflict.bad.cue:2:26: auth.jwt.hs256_secret: conflicting values (secret, not shown) and (secret, not shown)",
+		},
+		// The second listener's error is not hidden by the one-element
+		// default of listeners.
+		"tls.bad.cue": {
+			"tls.bad.cue:3:37: listeners.0.tls.key: field is required but not present",
+			`tls.bad.cue:4:98: listeners.1.tls.min_version: invalid value "1.1" (must be one of "1.2", "1.3")`,
+		},
+		"access.bad.cue": {
+			`access.bad.cue:3:34: access.allow_ips.1: "10.0.0.1/8" has address bits set past its /8 prefix; write the network as "10.0.0.0/8"`,
+			`access.bad.cue:3:48: access.allow_ips.2: "192.168.1.0/33" is not a network: write an address`,
+			`access.bad.cue:3:66: access.allow_ips.3: "lan" is not an address or network: write an address`,
+			`access.bad.cue:4:33: access.trusted_proxies.1: "::1%lo" has a zone, which client addresses are not compared by; write it as "::1"`,
+			`access.bad.cue:7:36: server.allowed_hosts.1: "ai.example.com:8443" has a port: write the host alone, as "ai.example.com" (a Host is accepted on every port)`,
+			`access.bad.cue:7:59: server.allowed_hosts.2: "[fd00::1]" is in brackets: write the IPv6 address alone, as "fd00::1"`,
+			`access.bad.cue:7:72: server.allowed_hosts.3: "https://ai.example.com/" is not a host name or IP address: write one alone, such as "ai.example.com" or "10.1.2.3" (no scheme, port or path)`,
+			`access.bad.cue:8:23: server.cors_origins.1: "https://app.example.com/" ends in "/", which a browser's Origin never has; write it as "https://app.example.com"`,
+			`access.bad.cue:8:51: server.cors_origins.2: "https://App.example.com" has capitals, which a browser's Origin never has; write it as "https://app.example.com"`,
+			`access.bad.cue:8:78: server.cors_origins.3: "app.example.com" is not an origin: write an origin as a browser sends it: scheme, host and any port, such as "https://app.example.com" or "http://localhost:3000"`,
+			`access.bad.cue:8:97: server.cors_origins.4: "https://app.example.com/ui" is more than an origin: write an origin as a browser sends it`,
+		},
+		"limits.bad.cue": {
+			"limits.bad.cue:3:32: limits.global.requests_per_second: invalid value 0 (out of bound >0)",
+			"limits.bad.cue:3:42: limits.global.burst: invalid value 0 (out of bound >=1)",
+			"limits.bad.cue:4:2: limits.per_ip.requests_per_second: field is required but not present",
+			"limits.bad.cue:6:29: limits.classes.gold.tokens_per_minute: invalid value 0 (out of bound >=1)",
+			"limits.bad.cue:6:48: limits.classes.gold.max_concurrent: invalid value 0 (out of bound >=1)",
+			`limits.bad.cue:7:3: limits.classes."no good": field not allowed; a limit class name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+		},
+		"limit-class.bad.cue": {
+			"limit-class.bad.cue:2:33: limits.classes.bronze.burst: burst needs requests_per_second, the rate its bucket refills at: add requests_per_second to the class, or remove burst",
+		},
+		"model-timeout.bad.cue": {
+			`model-timeout.bad.cue:3:62: models.quick.request_timeout: invalid duration "500ms": must be from "1s" to "5m"`,
+			`model-timeout.bad.cue:4:65: models.slow.request_timeout: invalid duration "301s": must be from "1s" to "5m"`,
+		},
+		"abuse.bad.cue": {
+			`abuse.bad.cue:3:31: abuse.auth_failures.window: invalid duration "0s": must be above zero`,
+			`abuse.bad.cue:4:26: auth.rotation.max_age: invalid duration "999999d": write it like "250ms", "1.5s", "1h30m" or "10d"`,
+		},
 		// Every mistake is reported, including an unknown field next to
 		// a wrong value, which CUE alone leaves out.
 		"many-errors.bad.cue": {
 			"many-errors.bad.cue:1:20: listeners.0.port: invalid value 0 (out of bound >0)",
-			"many-errors.bad.cue:1:23: listeners.0.tls: field not allowed; known fields here: address, port",
+			"many-errors.bad.cue:1:23: listeners.0.tsl: field not allowed; known fields here: address, port, tls",
 			`many-errors.bad.cue:2:17: logging.level: invalid value "verbose" (must be one of`,
 			"many-errors.bad.cue:3:9: models.demo.path: field is required but not present",
 			"many-errors.bad.cue:5:13: models.demo.instances: invalid value 65 (out of bound <=64)",
@@ -231,6 +317,7 @@ func TestDefaults(t *testing.T) {
 			MaxBodyBytes:   16 << 20,
 			RequestTimeout: 30 * time.Second,
 			ShutdownGrace:  30 * time.Second,
+			HeaderTimeout:  10 * time.Second,
 			ReadTimeout:    60 * time.Second,
 			IdleTimeout:    120 * time.Second,
 		},
@@ -251,7 +338,18 @@ func TestDefaults(t *testing.T) {
 			},
 		},
 		DefaultModel: "",
-		Path:         filepath.Join(dir, "minimal.good.cue"),
+		Auth: Auth{
+			APIKeys:  map[string]APIKey{},
+			Rotation: Rotation{WarnBefore: 10 * 24 * time.Hour, MaxAge: 90 * 24 * time.Hour},
+		},
+		Secrets: Secrets{KeyFile: "/etc/aiassist/master.key"},
+		Abuse: Abuse{
+			AuthFailures: Threshold{Count: 20, Window: time.Minute},
+			Requests:     Threshold{Count: 0, Window: 10 * time.Second},
+			BlockStatus:  429,
+		},
+		Limits: Limits{Classes: map[string]LimitClass{}},
+		Path:   filepath.Join(dir, "minimal.good.cue"),
 	}
 	// Positions are tested in pos_test.go.
 	got := *cfg
@@ -289,6 +387,7 @@ func TestFull(t *testing.T) {
 			MaxBodyBytes:   1 << 20,
 			RequestTimeout: 1500 * time.Millisecond,
 			ShutdownGrace:  0,
+			HeaderTimeout:  10 * time.Second,
 			ReadTimeout:    10 * time.Second,
 			IdleTimeout:    90 * time.Minute,
 		}},
@@ -322,7 +421,9 @@ func TestFull(t *testing.T) {
 func TestParseListeners(t *testing.T) {
 	f := func(listeners string, wantErr string) {
 		t.Helper()
-		_, err := Parse("l.cue", []byte("listeners: "+listeners+"\nmodels: a: {kind: \"tensor\", path: \"a.onnx\"}"))
+		// auth.open lets the listeners that are not loopback serve: see
+		// TestSecureByDefault.
+		_, err := Parse("l.cue", []byte("listeners: "+listeners+"\nmodels: a: {kind: \"tensor\", path: \"a.onnx\"}\nauth: open: true"))
 		switch {
 		case wantErr == "" && err != nil:
 			t.Errorf("listeners %s: %v", listeners, err)
@@ -378,7 +479,7 @@ func TestParseModels(t *testing.T) {
 	f(lm("b")+"\ndefault_model: \"c\"", `default_model: model "c" is not configured; add it under models or change default_model to one of: b`)
 	f(`models: b: {kind: "causal-lm", path: "m", max_sequences: 1025}`, "models.b.max_sequences: invalid value 1025 (out of bound <=1024)")
 	f(`models: b: {kind: "causal-lm", path: "m", max_queue: 0, context_length: 2}`, "")
-	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, max_sequences, max_queue, context_length, truncate, chat_template`)
+	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, max_sequences, max_queue, context_length, truncate, chat_template`)
 	f(`models: b: {kind: "causal-lm", path: "m", truncate: "right"}`, `models.b.truncate: invalid value "right" (must be one of "error", "left")`)
 	f(`models: b: {kind: "causal-lm"}`, "models.b.path: field is required but not present")
 	f(`models: b: {path: "m", max_queue: 1}`, "models.b.kind: field is required but not present")

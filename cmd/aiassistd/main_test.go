@@ -132,6 +132,21 @@ var badConfigs = map[string]string{
 	"truncated-clean.bad.cue":       "truncated-clean.bad.cue:1:1: models: the config declares no model",
 	"truncated.bad.cue":             "truncated.bad.cue:6:9: string literal not terminated",
 	"metrics-path-route.bad.cue":    `metrics.path: "/v1/generate" is under /v1/`,
+	"exposed.bad.cue":               `listeners.1.address: listener "0.0.0.0:8081" is not loopback, and no credential is configured`,
+	"open-contradiction.bad.cue":    "auth.open: open: true contradicts the credentials configured",
+	"require-auth.bad.cue":          "metrics.require_auth: require_auth: true needs a credential",
+	"api-key-refs.bad.cue":          `auth.api_keys."team-a".models.1: model "qwen" is not configured`,
+	"api-key-fields.bad.cue":        `auth.api_keys.ok.hash: invalid hash`,
+	"jwt-secret.bad.cue":            "auth.jwt.hs256_secret: a plain secret is shorter than 32 bytes",
+	"jwt-enc.bad.cue":               `auth.jwt.hs256_secret: the value after "enc:v1:" is not base64`,
+	"jwt-no-key.bad.cue":            "auth.jwt: jwt has no key to verify tokens with",
+	"secret-conflict.bad.cue":       "auth.jwt.hs256_secret: conflicting values (secret, not shown) and (secret, not shown)",
+	"tls.bad.cue":                   `listeners.1.tls.min_version: invalid value "1.1"`,
+	"access.bad.cue":                `access.allow_ips.1: "10.0.0.1/8" has address bits set past its /8 prefix`,
+	"limits.bad.cue":                "limits.global.requests_per_second: invalid value 0",
+	"limit-class.bad.cue":           "limits.classes.bronze.burst: burst needs requests_per_second",
+	"model-timeout.bad.cue":         `models.quick.request_timeout: invalid duration "500ms": must be from "1s" to "5m"`,
+	"abuse.bad.cue":                 `abuse.auth_failures.window: invalid duration "0s"`,
 }
 
 var position = regexp.MustCompile(`\.bad\.cue:\d+:\d+: `)
