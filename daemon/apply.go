@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/aiassist/aiassist/daemon/alert"
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/schema"
 )
@@ -109,6 +110,11 @@ func (d *Daemon) apply() (bool, error) {
 		return fail(err)
 	}
 	prepared = append(prepared, watch)
+	alerts := AlertOptions(cfg)
+	if _, err := alert.Rules(alerts); err != nil {
+		return fail(err)
+	}
+	prepared = append(prepared, alertPart{d, alerts})
 
 	// Nothing below fails: the new state serves from here on.
 	for _, p := range prepared {
@@ -128,6 +134,22 @@ func (d *Daemon) apply() (bool, error) {
 	}
 	return true, nil
 }
+
+// alertPart gives the evaluator the new thresholds; it keeps the state
+// of alerts that go on. At the first load there is no evaluator yet.
+type alertPart struct {
+	d    *Daemon
+	opts alert.Options
+}
+
+func (p alertPart) Commit() {
+	if p.d.alerts != nil {
+		// Rules checked the options already.
+		_ = p.d.alerts.Update(p.opts)
+	}
+}
+
+func (p alertPart) Abort() {}
 
 // logPart switches the log's level and format.
 type logPart struct {

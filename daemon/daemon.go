@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/aiassist/aiassist/daemon/alert"
 	"github.com/aiassist/aiassist/daemon/api"
 	"github.com/aiassist/aiassist/daemon/listener"
 	"github.com/aiassist/aiassist/engine"
@@ -67,6 +69,8 @@ type Daemon struct {
 	watcher *watcher
 	admin   *adminServer
 	drained chan struct{} // closed when the last drain is done
+
+	alerts *alert.Evaluator
 }
 
 // Run loads the config, serves until ctx ends, then shuts down within the
@@ -126,7 +130,13 @@ func start(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.set.NewGauge(`aiassist_build_info{version=`+strconv.Quote(opts.Version)+`,onnxruntime=`+strconv.Quote(d.rt.Version())+`}`, func() float64 { return 1 })
+	// The CPU alert divides the process's CPU seconds by this.
+	d.set.NewGauge(`aiassist_cpu_cores`, func() float64 { return float64(runtime.NumCPU()) })
 	metrics.RegisterSet(d.set)
+	if err := d.startAlerts(); err != nil {
+		d.net.Shutdown(context.Background())
+		return nil, err
+	}
 	d.net.StartActivated()
 	go d.reloader()
 	wctx, cancel := context.WithCancel(context.Background())
@@ -213,6 +223,7 @@ func (d *Daemon) shutdown() error {
 		// process; the exit releases everything anyway.
 		d.logger.Warn("stopped with requests still running after the grace period", "requests", st.refs.Load())
 	}
+	d.alerts.Close()
 	metrics.UnregisterSet(d.set, true)
 	return nil
 }

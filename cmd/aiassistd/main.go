@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aiassist/aiassist/daemon"
+	"github.com/aiassist/aiassist/daemon/alert"
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/schema"
 )
@@ -51,6 +52,8 @@ commands:
                          mint an HS256 JWT with the config's auth.jwt.hs256_secret
   encrypt [-key FILE | -config FILE]
                          read a secret on stdin, print its enc:v1: form
+  rules   -config FILE   print the alert thresholds as a Prometheus rule file
+                         (Prometheus and vmalert load it unchanged)
 `, defaultConfig)
 }
 
@@ -67,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return mintToken(args, stdout, stderr)
 	case "encrypt":
 		return encrypt(args, stdin, stdout, stderr)
+	case "rules":
+		return rules(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -98,6 +103,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: invalid\n%v\n", *configPath, err)
 			return 1
+		}
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d listeners, %d models)\n", cfg.Path, len(cfg.Listeners), len(cfg.Models))
 		return 0
@@ -180,5 +188,27 @@ func reload(configPath, socket string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "reload: %s, serving generation %d\n", res.Result, res.Generation)
+	return 0
+}
+
+// rules prints the config's alert thresholds as a Prometheus rule file.
+func rules(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rules", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", defaultConfig, "config file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := schema.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: invalid\n%v\n", *configPath, err)
+		return 1
+	}
+	b, err := alert.Rules(daemon.AlertOptions(cfg))
+	if err != nil {
+		fmt.Fprintf(stderr, "aiassistd rules: %v\n", err)
+		return 1
+	}
+	stdout.Write(b)
 	return 0
 }
