@@ -138,3 +138,42 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// accessFiles are the files other than models that a load reads: the
+// listeners' certificates, keys and client CAs, the JWT key files, and the
+// secrets key. A change of one is a reason to reload even when the config
+// itself is unchanged: a renewed certificate is served after the reload
+// that follows its renewal.
+func accessFiles(cfg *schema.Config) []string {
+	var out []string
+	for _, l := range cfg.Listeners {
+		if t := l.TLS; t != nil {
+			out = append(out, t.Cert, t.Key)
+			if t.ClientCA != "" {
+				out = append(out, t.ClientCA)
+			}
+		}
+	}
+	if j := cfg.Auth.JWT; j != nil {
+		for _, k := range j.PublicKeys {
+			out = append(out, k.File)
+		}
+		if j.JWKSFile != "" {
+			out = append(out, j.JWKSFile)
+		}
+		if secret.IsEncrypted(j.HS256Secret) {
+			out = append(out, cfg.Secrets.KeyFile)
+		}
+	}
+	return out
+}
+
+// statFiles identifies a list of files; a missing one has the zero
+// identity, so its appearance is a change too.
+func statFiles(paths []string) []fileID {
+	out := make([]fileID, len(paths))
+	for i, p := range paths {
+		out[i], _ = statFile(p)
+	}
+	return out
+}

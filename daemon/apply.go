@@ -69,7 +69,7 @@ func (d *Daemon) apply() (bool, error) {
 	}
 	old := d.current.Load()
 	if old != nil {
-		if cfg.SameSettings(old.cfg) && !modelFilesChanged(old) {
+		if cfg.SameSettings(old.cfg) && !filesChanged(old) {
 			return false, nil
 		}
 		if err := refuseRestartOnly(old.cfg, cfg); err != nil {

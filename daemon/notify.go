@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/valyala/fasthttp"
+
+	"github.com/aiassist/aiassist/daemon/listener"
 )
 
 // notifier tells systemd about the daemon's state through $NOTIFY_SOCKET
@@ -117,22 +120,26 @@ func (d *Daemon) selfCheck(ctx context.Context, timeout time.Duration) error {
 	if err := d.net.Health(); err != nil {
 		return err
 	}
-	addrs := d.net.Addrs()
-	if len(addrs) == 0 {
+	eps := d.net.Endpoints()
+	if len(eps) == 0 {
 		return errors.New("no listener")
 	}
 	var errs []error
-	for _, a := range addrs {
-		if err := d.probe(a, timeout); err != nil {
+	for _, ep := range eps {
+		if err := d.probe(ep, timeout); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// probe sends a watchdog request to addr. The handler answers it before
-// the API sees it, so it leaves no access log line or metric.
-func (d *Daemon) probe(addr net.Addr, timeout time.Duration) error {
+// probe sends a watchdog request to an endpoint, over TLS where it
+// serves TLS. The handler answers it before the API sees it, so it leaves
+// no access log line or metric. A listener that requires client
+// certificates is probed up to its handshake, which shows its accept
+// loop runs; the daemon has no client certificate to go further.
+func (d *Daemon) probe(ep listener.Endpoint, timeout time.Duration) error {
+	addr := ep.Addr
 	target := addr.String()
 	if ta, ok := addr.(*net.TCPAddr); ok && (ta.IP == nil || ta.IP.IsUnspecified()) {
 		ip := "127.0.0.1"
@@ -141,13 +148,24 @@ func (d *Daemon) probe(addr net.Addr, timeout time.Duration) error {
 		}
 		target = net.JoinHostPort(ip, fmt.Sprint(ta.Port))
 	}
-	c, err := net.DialTimeout(addr.Network(), target, timeout)
+	raw, err := net.DialTimeout(addr.Network(), target, timeout)
 	if err != nil {
 		return fmt.Errorf("cannot connect to %s: %w", target, err)
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	fmt.Fprintf(c, "GET /v2/health/live HTTP/1.1\r\nHost: aiassist\r\n%s: %s\r\nConnection: close\r\n\r\n", watchdogHeader, d.probeToken)
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(timeout))
+	c := raw
+	if ep.TLS != nil {
+		if ep.TLS.ClientCAs != nil {
+			return nil
+		}
+		tc := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: ep.TLS.MinVersion})
+		if err := tc.Handshake(); err != nil {
+			return fmt.Errorf("TLS handshake with %s: %w", target, err)
+		}
+		c = tc
+	}
+	fmt.Fprintf(c, "GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n%s: %s\r\nConnection: close\r\n\r\n", watchdogHeader, d.probeToken)
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("no answer from %s: %w", target, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,8 @@ type state struct {
 	cfg    *schema.Config
 	api    *api.State
 	models map[string]*loadedModel
+	// access are the identities of accessFiles(cfg) when loaded.
+	access []fileID
 	refs   atomic.Int64
 }
 
@@ -96,7 +99,9 @@ func modelOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) engine.T
 // metric sets are registered only by publish, so a replaced model's
 // series are never exported twice.
 func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *schema.Config, old *state, generation uint64) (*state, error) {
-	st := &state{cfg: cfg, models: map[string]*loadedModel{}}
+	// Before anything reads them, so a file replaced during the load is
+	// seen as changed by the next one.
+	st := &state{cfg: cfg, models: map[string]*loadedModel{}, access: statFiles(accessFiles(cfg))}
 	var opened []*loadedModel
 	fail := func(err error) (*state, error) {
 		for _, o := range opened {
@@ -173,9 +178,12 @@ func sameModel(prev *loadedModel, spec schema.Model, file fileID, ca, cb *schema
 	return prev.spec == spec && prev.file == file && ca.Runtime.InterOpThreads == cb.Runtime.InterOpThreads
 }
 
-// modelFilesChanged reports whether a file a model of st was loaded from
-// has been replaced, removed or rewritten since.
-func modelFilesChanged(st *state) bool {
+// filesChanged reports whether a file st was loaded from — a model's, a
+// certificate, a key — has been replaced, removed or rewritten since.
+func filesChanged(st *state) bool {
+	if !slices.Equal(statFiles(accessFiles(st.cfg)), st.access) {
+		return true
+	}
 	for _, lm := range st.models {
 		if id, err := statModel(lm.spec); err != nil || id != lm.file {
 			return true

@@ -123,7 +123,7 @@ func (w *watcher) relevant(ev fsnotify.Event) bool {
 }
 
 // watchFiles are the files whose changes may change what is served: the
-// config file and each model file.
+// config file, each model file, the certificates and keys.
 func watchFiles(configPath string, models []string) []string {
 	abs, err := filepath.Abs(configPath)
 	if err != nil {
@@ -159,7 +159,7 @@ type watchPart struct {
 // cannot start fails the load: an operator who asked for it should know
 // that saving the file will not reload.
 func (d *Daemon) prepareWatch(cfg *schema.Config) (part, error) {
-	p := watchPart{d: d, files: watchFiles(d.opts.ConfigPath, modelPaths(cfg))}
+	p := watchPart{d: d, files: watchFiles(d.opts.ConfigPath, append(modelPaths(cfg), accessFiles(cfg)...))}
 	switch {
 	case cfg.Reload.Watch && d.watcher == nil:
 		w, err := newWatcher(d.logger, d.trigger)

@@ -340,6 +340,24 @@ func (m *Manager) Addrs() []net.Addr {
 	return out
 }
 
+// Endpoint is a served address, as the watchdog probes it.
+type Endpoint struct {
+	Addr net.Addr
+	// TLS is the listener's TLS configuration, nil for plain HTTP.
+	TLS *tls.Config
+}
+
+// Endpoints returns what is served where, for the watchdog probe.
+func (m *Manager) Endpoints() []Endpoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Endpoint
+	for _, s := range m.all() {
+		out = append(out, Endpoint{Addr: s.addr(), TLS: s.tls.Load()})
+	}
+	return out
+}
+
 // Health returns an error naming every socket whose accept loop died and
 // has not been reopened (yet), or nil.
 func (m *Manager) Health() error {
