@@ -352,3 +352,50 @@ func (f *gatewayFixture) do(t *testing.T, c attack) (int, string, http.Header) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), resp.Header
 }
+
+// TestOpenAIClientWithKey makes the official OpenAI SDK's wire calls with
+// an API key as its apiKey (sent as a bearer token): the model list, a
+// chat completion, and a streamed one.
+func TestOpenAIClientWithKey(t *testing.T) {
+	f := newGatewayFixture(t)
+	sdk := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/v1%s", f.port, path), strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the SDKs send.
+		req.Header.Set("Authorization", "Bearer "+f.keys["team-a"])
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("User-Agent", "OpenAI/JS 4.104.0")
+		req.Header.Set("X-Stainless-Lang", "js")
+		req.Header.Set("X-Stainless-Retry-Count", "0")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := f.p.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := sdk("GET", "/models", "")
+	if code != 200 || !strings.Contains(body, `"id":"llama"`) || strings.Contains(body, `"id":"demo"`) {
+		t.Errorf("models: %d %s", code, body)
+	}
+	code, body = sdk("POST", "/chat/completions", `{"model":"llama","messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0}`)
+	if code != 200 || !strings.Contains(body, `"object":"chat.completion"`) {
+		t.Errorf("chat: %d %s", code, body)
+	}
+	code, body = sdk("POST", "/chat/completions", `{"model":"llama","messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"stream":true,"stream_options":{"include_usage":true}}`)
+	if code != 200 || !strings.Contains(body, "data: [DONE]") || !strings.Contains(body, `"usage":{"prompt_tokens"`) {
+		t.Errorf("stream: %d %s", code, body)
+	}
+	// Another key's model is refused by name, the key's list unsaid.
+	code, body = sdk("POST", "/completions", `{"model":"nope","prompt":"Hi"}`)
+	if code != 403 && code != 404 {
+		t.Errorf("an unknown model: %d %s", code, body)
+	}
+}
