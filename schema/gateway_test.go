@@ -215,6 +215,9 @@ func TestWarnings(t *testing.T) {
 	f("abuse: {block_for: \"1m\", auth_failures: count: 0}\n",
 		"w.cue:2:20: abuse.block_for: block_for has no effect: auth_failures.count and requests.count are both 0")
 	f("abuse: {block_for: \"1m\"}\n")
+	f("auth: jwt: hs256_secret: \"0123456789abcdef0123456789abcdef\"\n",
+		"w.cue:2:26: auth.jwt.hs256_secret: the secret is written in plain text, so whoever reads this file can make tokens: write it encrypted, as aiassistd encrypt prints it (enc:v1:...)")
+	f("auth: jwt: hs256_secret: \"enc:v1:q83vEjRWeJA=\"\n")
 
 	// Warnings are the caller's to change.
 	cfg, err := Parse("w.cue", []byte(model+"auth: open: true\n"))
