@@ -4,14 +4,18 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParse checks that Parse never panics and returns either a Config that
 // keeps the schema's promises (at least one model, a metrics path clear of
-// the API, a position for every model's path) or an *Error whose every
-// issue has a file:line:col.
+// the API, a position for every model's path, no listener open to others
+// without a credential, API keys naming what is configured, limits that
+// limit, warnings placed in the file) or an *Error whose every issue has a
+// file:line:col.
 // Seeds are in testdata/fuzz/FuzzParse, and every testdata/*.cue is added.
 func FuzzParse(f *testing.F) {
 	files, err := filepath.Glob("testdata/*.cue")
@@ -94,5 +98,96 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("DefaultModel %q is not a causal-lm model", cfg.DefaultModel)
 			}
 		}
+		checkGateway(t, cfg)
 	})
+}
+
+var fuzzHash = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// checkGateway checks the promises of a loaded config's gateway and
+// limits, for FuzzParse.
+func checkGateway(t *testing.T, cfg *Config) {
+	t.Helper()
+	creds := len(cfg.Auth.APIKeys) > 0 || cfg.Auth.JWT != nil
+	if cfg.Auth.Open && creds {
+		t.Fatalf("auth.open with credentials")
+	}
+	for _, l := range cfg.Listeners {
+		if !creds && !cfg.Auth.Open && !loopback(l.Address) {
+			t.Fatalf("listener %q is open to others without a credential", l.HostPort())
+		}
+		if l.TLS != nil && (!filepath.IsAbs(l.TLS.Cert) || !filepath.IsAbs(l.TLS.Key) ||
+			(l.TLS.MinVersion != "1.2" && l.TLS.MinVersion != "1.3") || (l.TLS.ClientCA != "" && !filepath.IsAbs(l.TLS.ClientCA))) {
+			t.Fatalf("listener %q: bad TLS %+v", l.HostPort(), *l.TLS)
+		}
+	}
+	if cfg.Metrics.RequireAuth && !creds {
+		t.Fatalf("metrics.require_auth without credentials")
+	}
+	hashes := map[string]bool{}
+	for name, k := range cfg.Auth.APIKeys {
+		if k.Name != name || !fuzzHash.MatchString(k.Hash) || hashes[k.Hash] {
+			t.Fatalf("bad API key %q: %+v", name, k)
+		}
+		hashes[k.Hash] = true
+		for _, m := range k.Models {
+			if _, ok := cfg.Models[m]; !ok {
+				t.Fatalf("API key %q names model %q", name, m)
+			}
+		}
+		if _, ok := cfg.Limits.Classes[k.Limit]; k.Limit != "" && !ok {
+			t.Fatalf("API key %q names limit class %q", name, k.Limit)
+		}
+		if !k.NotBefore.IsZero() && !k.NotAfter.IsZero() && !k.NotAfter.After(k.NotBefore) {
+			t.Fatalf("API key %q never works: %v to %v", name, k.NotBefore, k.NotAfter)
+		}
+		for _, tm := range []time.Time{k.Created, k.NotBefore, k.NotAfter} {
+			if tm.Location() != time.UTC {
+				t.Fatalf("API key %q: time %v not in UTC", name, tm)
+			}
+		}
+		for _, list := range [][]string{k.Models, k.AllowIPs, k.Scopes} {
+			if list != nil && len(list) == 0 {
+				t.Fatalf("API key %q: an empty list that is not nil", name)
+			}
+		}
+	}
+	if j := cfg.Auth.JWT; j != nil {
+		if j.HS256Secret == "" && len(j.PublicKeys) == 0 && j.JWKSFile == "" {
+			t.Fatalf("jwt without a key")
+		}
+		if s := j.HS256Secret; s != "" && !strings.HasPrefix(s, encPrefix) && len(s) < minHS256Secret {
+			t.Fatalf("HS256 secret of %d bytes", len(s))
+		}
+		if j.Leeway < 0 || j.Leeway > maxLeeway {
+			t.Fatalf("leeway %v", j.Leeway)
+		}
+	}
+	for _, r := range []*Rate{cfg.Limits.Global, cfg.Limits.PerIP} {
+		if r != nil && (!(r.RequestsPerSecond > 0) || r.Burst < 1) {
+			t.Fatalf("bad rate %+v", *r)
+		}
+	}
+	for name, cl := range cfg.Limits.Classes {
+		if cl.RequestsPerSecond < 0 || (cl.RequestsPerSecond > 0) != (cl.Burst >= 1) || cl.TokensPerMinute < 0 || cl.MaxConcurrent < 0 {
+			t.Fatalf("bad limit class %q: %+v", name, cl)
+		}
+	}
+	for name, m := range cfg.Models {
+		if d := m.RequestTimeout; d != 0 && (d < minModelTimeout || d > maxModelTimeout) {
+			t.Fatalf("model %q: RequestTimeout %v", name, d)
+		}
+	}
+	a := cfg.Abuse
+	if a.AuthFailures.Window <= 0 || a.Requests.Window <= 0 || a.BlockFor < 0 || (a.BlockStatus != 429 && a.BlockStatus != 403) {
+		t.Fatalf("bad abuse %+v", a)
+	}
+	if !filepath.IsAbs(cfg.Secrets.KeyFile) || cfg.Server.HeaderTimeout <= 0 {
+		t.Fatalf("secrets.key_file %q, header_timeout %v", cfg.Secrets.KeyFile, cfg.Server.HeaderTimeout)
+	}
+	for _, w := range cfg.Warnings() {
+		if w.Filename != "fuzz.cue" || w.Line < 1 || w.Column < 1 || w.Msg == "" {
+			t.Fatalf("warning without a position in the file: %+v", w)
+		}
+	}
 }

@@ -126,6 +126,8 @@ func (c *checker) checkJWT(j *JWT) {
 		}
 	case len(s) < minHS256Secret:
 		c.errorf(at, "a plain secret is shorter than %d bytes, too short for HS256: make one with `openssl rand -base64 48`, and write it encrypted as aiassistd encrypt prints it (%s...)", minHS256Secret, encPrefix)
+	default:
+		c.warnf(at, "the secret is written in plain text, so whoever reads this file can make tokens: write it encrypted, as aiassistd encrypt prints it (%s...)", encPrefix)
 	}
 	kids := map[string]int{}
 	for i, k := range j.PublicKeys {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +215,9 @@ func TestWarnings(t *testing.T) {
 	f("abuse: {block_for: \"1m\", auth_failures: count: 0}\n",
 		"w.cue:2:20: abuse.block_for: block_for has no effect: auth_failures.count and requests.count are both 0")
 	f("abuse: {block_for: \"1m\"}\n")
+	f("auth: jwt: hs256_secret: \"0123456789abcdef0123456789abcdef\"\n",
+		"w.cue:2:26: auth.jwt.hs256_secret: the secret is written in plain text, so whoever reads this file can make tokens: write it encrypted, as aiassistd encrypt prints it (enc:v1:...)")
+	f("auth: jwt: hs256_secret: \"enc:v1:q83vEjRWeJA=\"\n")
 
 	// Warnings are the caller's to change.
 	cfg, err := Parse("w.cue", []byte(model+"auth: open: true\n"))
@@ -489,6 +493,97 @@ func TestPatterns(t *testing.T) {
 	for _, p := range patterns {
 		if !strings.Contains(string(schemaSrc), p.start) {
 			t.Errorf("config.cue has no pattern starting %s; update patterns in cuemsg.go", p.start)
+		}
+	}
+}
+
+// TestSecureExample keeps examples/secure.cue what the README says it is:
+// a LAN deployment that uses every feature of the gateway and the limits,
+// loads without a warning, and marks every secret as a demo one.
+func TestSecureExample(t *testing.T) {
+	const file = "../examples/secure.cue"
+	cfg, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range cfg.Warnings() {
+		t.Errorf("warning: %s", w)
+	}
+	a := cfg.Auth
+	principals := map[string][]APIKey{}
+	for _, k := range a.APIKeys {
+		principals[k.Principal] = append(principals[k.Principal], k)
+	}
+	var rotated bool
+	for _, keys := range principals {
+		// Two keys of one principal, valid at once, that differ in
+		// models, limit and allow list.
+		for i, k := range keys {
+			for _, o := range keys[i+1:] {
+				overlap := k.NotBefore.Before(o.NotAfter) && o.NotBefore.Before(k.NotAfter)
+				if overlap && !reflect.DeepEqual(k.Models, o.Models) && k.Limit != o.Limit && !reflect.DeepEqual(k.AllowIPs, o.AllowIPs) {
+					rotated = true
+				}
+			}
+		}
+	}
+	var tls bool
+	for _, l := range cfg.Listeners {
+		if l.TLS != nil && l.Address == "0.0.0.0" && l.Port == 8443 &&
+			strings.HasPrefix(l.TLS.Cert, "/etc/aiassist/tls/") && strings.HasPrefix(l.TLS.Key, "/etc/aiassist/tls/") {
+			tls = true
+		}
+	}
+	var modelTimeout bool
+	for _, m := range cfg.Models {
+		modelTimeout = modelTimeout || m.RequestTimeout > 0
+	}
+	var created, notBefore, scopes bool
+	for _, k := range a.APIKeys {
+		created = created || !k.Created.IsZero()
+		notBefore = notBefore || !k.NotBefore.IsZero()
+		scopes = scopes || len(k.Scopes) > 0
+	}
+	for _, c := range []struct {
+		feature string
+		used    bool
+	}{
+		{"a TLS listener on 0.0.0.0:8443 with its files under /etc/aiassist/tls", tls},
+		{"two overlapping keys of one principal with other models, limit and allow_ips", rotated},
+		{"keys with created, not_before and scopes", created && notBefore && scopes},
+		{"jwt with an enc:v1: hs256_secret", a.JWT != nil && strings.HasPrefix(a.JWT.HS256Secret, encPrefix)},
+		{"jwt with a public key file", a.JWT != nil && len(a.JWT.PublicKeys) > 0},
+		{"jwt issuer and audience", a.JWT != nil && a.JWT.Issuer != "" && a.JWT.Audience != ""},
+		{"rotation", a.Rotation.WarnBefore > 0 && a.Rotation.MaxAge > 0},
+		{"access.allow_ips", len(cfg.Access.AllowIPs) > 0},
+		{"a trusted proxy", len(cfg.Access.TrustedProxies) > 0},
+		{"secrets.key_file", cfg.Pos("secrets.key_file") != ""},
+		{"abuse detection that blocks", cfg.Abuse.BlockFor > 0 && cfg.Abuse.AuthFailures.Count > 0 && cfg.Abuse.Requests.Count > 0},
+		{"the seed's global limit", reflect.DeepEqual(cfg.Limits.Global, &Rate{RequestsPerSecond: 100, Burst: 200})},
+		{"limits.per_ip", cfg.Limits.PerIP != nil},
+		{"two limit classes", len(cfg.Limits.Classes) >= 2},
+		{"metrics.require_auth", cfg.Metrics.RequireAuth},
+		{"server.allowed_hosts", len(cfg.Server.AllowedHosts) > 0},
+		{"server.cors_origins", len(cfg.Server.CORSOrigins) > 0},
+		{"connection limits", cfg.Server.MaxConnections > 0 && cfg.Server.MaxConnectionsPerIP > 0},
+		{"server.header_timeout", cfg.Pos("server.header_timeout") != ""},
+		{"a model's request_timeout", modelTimeout},
+	} {
+		if !c.used {
+			t.Errorf("%s does not use %s", file, c.feature)
+		}
+	}
+
+	// Every line with a secret, or the hash or key it stands for, says
+	// it is a demo one.
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := regexp.MustCompile(`sha256:[0-9a-f]|enc:v1:[A-Za-z0-9+/]|aia_[A-Za-z0-9]`)
+	for i, line := range strings.Split(string(src), "\n") {
+		if secret.MatchString(line) && !strings.Contains(line, "DEMO ONLY") {
+			t.Errorf("%s:%d: a secret not marked DEMO ONLY: %s", file, i+1, strings.TrimSpace(line))
 		}
 	}
 }
