@@ -33,6 +33,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// maxHeaderBytes bounds a request's line and headers together; a browser
+// with cookies stays well below it, a JWT with many claims too.
+const maxHeaderBytes = 16 << 10
+
 // Settings are what the config sets of the HTTP server.
 type Settings struct {
 	MaxBodyBytes int
@@ -296,6 +300,8 @@ func (m *Manager) newGen(st serverSettings) *Gen {
 		ErrorHandler:       m.errors,
 		Name:               "aiassist",
 		MaxRequestBodySize: st.maxBody,
+		// The request line and headers must fit: more is 431.
+		ReadBufferSize: maxHeaderBytes,
 		// fasthttp's ReadTimeout runs from a request's first byte to
 		// the end of its headers here; HeaderReceived then gives the
 		// body its own deadline.
