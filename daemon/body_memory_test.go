@@ -87,3 +87,37 @@ models: demo: {kind: "tensor", path: "demo.onnx"}
 		t.Errorf("readiness during the test: %d %v", code, err)
 	}
 }
+
+// TestSlowHeadersTimeOut: a client that drips its headers is answered 408
+// with a JSON error once server.header_timeout passes, however long the
+// body's read_timeout is (slowloris).
+func TestSlowHeadersTimeOut(t *testing.T) {
+	requireBinary(t)
+	dir := t.TempDir()
+	writeDemo(t, filepath.Join(dir, "demo.onnx"))
+	port := freePort(t)
+	cfg := filepath.Join(dir, "config.cue")
+	writeConfig(t, cfg, fmt.Sprintf("listeners: [{port: %d}]\nserver: {header_timeout: \"500ms\", read_timeout: \"60s\"}\nmodels: demo: {kind: \"tensor\", path: \"demo.onnx\"}\n", port))
+	p := start(t, cfg)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p.until("readiness", func() bool { code, _, _ := p.get("http://" + addr + "/v2/health/ready"); return code == 200 })
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("POST /v2/models/demo/infer HTTP/1.1\r\nHost: 127.0.0.1\r\n"))
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var got []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 408") || !strings.Contains(string(got), `"code":"request_timeout"`) {
+		t.Errorf("a client that never finished its headers got %q", got)
+	}
+}

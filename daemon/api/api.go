@@ -395,6 +395,8 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		e = route.NewError(fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large", "request body is larger than server.max_body_bytes")
+	case isTimeout(err):
+		e = route.NewError(fasthttp.StatusRequestTimeout, "invalid_request_error", "request_timeout", "the request's headers did not arrive within server.header_timeout")
 	case errors.As(err, &small):
 		e = route.NewError(fasthttp.StatusRequestHeaderFieldsTooLarge, "invalid_request_error", "header_too_large", "the request line and headers are larger than the server reads")
 	default:
@@ -411,6 +413,11 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 			Remote: ctx.RemoteIP().String(), BytesOut: len(ctx.Response.Body()),
 		})
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // parseError is fasthttp's reason without the request bytes it quotes or
