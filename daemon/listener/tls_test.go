@@ -206,3 +206,41 @@ func TestTLSWithOpenSSL(t *testing.T) {
 		t.Errorf("openssl -tls1_1 was not refused with a protocol version alert (err %v):\n%s", err, out)
 	}
 }
+
+// TestTLSClientCA: with client_ca a client must present a certificate the
+// CA signed.
+func TestTLSClientCA(t *testing.T) {
+	m, _ := newManager(t)
+	dir := t.TempDir()
+	certFile, keyFile := writeCert(t, dir, 1)
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(10), Subject: pkix.Name{CommonName: "test clients CA"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caCert, _ := x509.ParseCertificate(caDER)
+	caFile := filepath.Join(dir, "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
+	clientKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	clTmpl := &x509.Certificate{SerialNumber: big.NewInt(11), Subject: pkix.Name{CommonName: "client"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	clDER, _ := x509.CreateCertificate(rand.Reader, clTmpl, caCert, &clientKey.PublicKey, caKey)
+
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p, err := m.Prepare([]Spec{{Addr: addr, TLS: &TLS{CertFile: certFile, KeyFile: keyFile, MinVersion: tls.VersionTLS12, ClientCAFile: caFile}}}, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Commit()
+	try := func(certs []tls.Certificate) error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: certs})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return request(c, bufio.NewReader(c))
+	}
+	if err := try(nil); err == nil {
+		t.Error("a client without a certificate was served")
+	}
+	if err := try([]tls.Certificate{{Certificate: [][]byte{clDER}, PrivateKey: clientKey}}); err != nil {
+		t.Errorf("a client with a certificate of the CA: %v", err)
+	}
+}
