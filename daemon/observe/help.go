@@ -200,7 +200,7 @@ func Describe(w io.Writer, exposition []byte, families map[string]Family) {
 
 // sampleName is the metric name at the start of a sample line.
 func sampleName(line []byte) string {
-	i := bytes.IndexAny(line, "{ \t")
+	i := bytes.IndexAny(line, "{ \t\r\n")
 	if i < 0 {
 		i = len(line)
 	}

@@ -218,6 +218,8 @@ func TestDescribe(t *testing.T) {
 	// An unknown family is written without metadata, an unknown histogram
 	// still as one family; a last line without newline gets one.
 	f("u_bucket{le=\"1\"} 1\nu_sum 1\nu_count 1\nv 1\ng 7", "u_bucket{le=\"1\"} 1\nu_sum 1\nu_count 1\nv 1\n# HELP g Level.\n# TYPE g gauge\ng 7\n")
+	// A line with no value (malformed) still joins its family.
+	f("g 1\nv\ng", "# HELP g Level.\n# TYPE g gauge\ng 1\ng\nv\n")
 	f("", "")
 	f("\n# only a comment\n\n", "")
 }
@@ -300,4 +302,52 @@ func lintProblems(out string) []string {
 		}
 	}
 	return problems
+}
+
+// FuzzDescribe checks that Describe, whatever the exposition, keeps every
+// sample line once, drops the comments, and writes each family's samples
+// together under at most one # HELP and one # TYPE line.
+func FuzzDescribe(f *testing.F) {
+	f.Add("a_total{k=\"1\"} 1\ng 2\na_total{k=\"2\"} 3\n")
+	f.Add("h_seconds_bucket{le=\"1\"} 1\nh_seconds_sum 3\nh_seconds_count 2\n# HELP x\nu_bucket{le=\"+Inf\"} 1\nu_count 1")
+	f.Add("{} 1\n 2\n\t\n_bucket 1\n_count{le=\"1\"} 0\n")
+	families := map[string]Family{"a_total": {"counter", "A."}, "h_seconds": {"histogram", "H."}, "s": {"summary", "S."}, "g": {"gauge", "G."}}
+	f.Fuzz(func(t *testing.T, in string) {
+		var b bytes.Buffer
+		Describe(&b, []byte(in), families)
+		var want []string
+		for line := range strings.Lines(in) {
+			if strings.TrimSpace(line) != "" && line[0] != '#' {
+				want = append(want, strings.TrimSuffix(line, "\n"))
+			}
+		}
+		var got []string
+		helps := map[string]int{}
+		seen := map[string]bool{}
+		last := ""
+		for line := range strings.Lines(b.String()) {
+			line = strings.TrimSuffix(line, "\n")
+			if name, ok := strings.CutPrefix(line, "# HELP "); ok {
+				name, _, _ = strings.Cut(name, " ")
+				if helps[name]++; helps[name] > 1 {
+					t.Fatalf("two HELP lines for %s:\n%s", name, b.String())
+				}
+				continue
+			}
+			if strings.HasPrefix(line, "# TYPE ") {
+				continue
+			}
+			got = append(got, line)
+			fam, _ := familyOf(sampleName([]byte(line)), []byte(line), families, func(string) string { return "" })
+			if fam != last && seen[fam] && families[fam].Type != "" {
+				t.Fatalf("family %s is split:\n%s", fam, b.String())
+			}
+			seen[fam], last = true, fam
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("samples changed:\nin:\n%q\nout:\n%q", want, got)
+		}
+	})
 }
