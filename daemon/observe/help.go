@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -16,8 +17,9 @@ type Family struct {
 
 // Families describes every series the daemon exports: its own aiassist_
 // series and the go_ and process_ series of VictoriaMetrics/metrics, whose
-// own metadata has no help text. A test fails when a registered aiassist_
-// name is missing here, or when a name here is registered nowhere.
+// own metadata (metrics.ExposeMetadata) has a # HELP line without text.
+// A test fails when a registered aiassist_ name is missing here, or when an
+// aiassist_ name here is registered nowhere.
 var Families = map[string]Family{
 	// Requests, as the API answers them.
 	"aiassist_requests_total":           {"counter", "Requests answered, by route template, model and HTTP status code; the error-rate alert divides its 5xx part by the whole."},
@@ -142,11 +144,17 @@ var Families = map[string]Family{
 // the process metrics to w in the Prometheus text format, each family
 // preceded by its # HELP and # TYPE lines.
 func WritePrometheus(w io.Writer) {
-	var b bytes.Buffer
-	metrics.WritePrometheus(&b, true)
-	metrics.WriteFDMetrics(&b)
+	b := scrapeBuffers.Get().(*bytes.Buffer)
+	defer scrapeBuffers.Put(b)
+	b.Reset()
+	metrics.WritePrometheus(b, true)
+	metrics.WriteFDMetrics(b)
 	Describe(w, b.Bytes(), Families)
 }
+
+// scrapeBuffers keep a scrape's text between scrapes: it is tens of KiB
+// and would otherwise be grown anew each time.
+var scrapeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Describe writes the samples of exposition (the Prometheus text format as
 // VictoriaMetrics/metrics writes it) to w grouped by family, each family
@@ -184,18 +192,15 @@ func Describe(w io.Writer, exposition []byte, families map[string]Family) {
 		}
 		g.lines = append(g.lines, line)
 	}
-	var b bytes.Buffer
 	for _, fam := range order {
 		g := groups[fam]
 		if f, ok := families[fam]; ok {
-			b.WriteString("# HELP " + fam + " " + escapeHelp(f.Help) + "\n")
-			b.WriteString("# TYPE " + fam + " " + f.Type + "\n")
+			io.WriteString(w, "# HELP "+fam+" "+helpEscaper.Replace(f.Help)+"\n# TYPE "+fam+" "+f.Type+"\n")
 		}
 		for _, l := range g.lines {
-			b.Write(l)
+			w.Write(l)
 		}
 	}
-	w.Write(b.Bytes())
 }
 
 // sampleName is the metric name at the start of a sample line.
@@ -235,7 +240,5 @@ func familyOf(name string, line []byte, families map[string]Family, seen func(st
 	return name, ""
 }
 
-// escapeHelp escapes what the text format's HELP line cannot hold.
-func escapeHelp(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(s)
-}
+// helpEscaper escapes what the text format's HELP line cannot hold.
+var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)

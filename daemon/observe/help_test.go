@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -348,6 +349,29 @@ func FuzzDescribe(f *testing.F) {
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
 			t.Fatalf("samples changed:\nin:\n%q\nout:\n%q", want, got)
+		}
+	})
+}
+
+// BenchmarkWritePrometheus is the cost of a scrape of this process with
+// the help text, against the library's own writer.
+func BenchmarkWritePrometheus(b *testing.B) {
+	s := metrics.NewSet()
+	for _, m := range []string{"a", "b", "c", "d"} {
+		s.NewCounter(`aiassist_requests_total{route="/v2/models/{name}/infer",model="` + m + `",code="200"}`).Inc()
+		s.NewPrometheusHistogramExt(`aiassist_request_duration_seconds{route="/v2/models/{name}/infer",model="`+m+`"}`, LatencyBuckets).Update(0.01)
+	}
+	metrics.RegisterSet(s)
+	defer metrics.UnregisterSet(s, true)
+	b.Run("described", func(b *testing.B) {
+		for b.Loop() {
+			WritePrometheus(io.Discard)
+		}
+	})
+	b.Run("library", func(b *testing.B) {
+		for b.Loop() {
+			metrics.WritePrometheus(io.Discard, true)
+			metrics.WriteFDMetrics(io.Discard)
 		}
 	})
 }
