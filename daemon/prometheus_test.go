@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aiassist/aiassist/daemon/alert"
+	"github.com/aiassist/aiassist/daemon/observe"
 )
 
 // The monitoring test runs one daemon, one Debian prometheus and one
@@ -41,17 +42,6 @@ func needTool(t *testing.T, name, pkg string) string {
 		t.Skipf("%s not installed (Debian package %s)", name, pkg)
 	}
 	return p
-}
-
-// acceptedLint are promtool's remarks on names VictoriaMetrics/metrics
-// chose for Go runtime series; they are the library's, and dashboards
-// built for it use them. daemon/observe/help_test.go holds the same list.
-var acceptedLint = []string{
-	`go_cgo_calls_count counter metrics should have "_total" suffix`,
-	`go_cgo_calls_count non-histogram and non-summary metrics should not have "_count" suffix`,
-	`go_cpu_count non-histogram and non-summary metrics should not have "_count" suffix`,
-	`go_gc_forced_count counter metrics should have "_total" suffix`,
-	`go_gc_forced_count non-histogram and non-summary metrics should not have "_count" suffix`,
 }
 
 // server is a monitoring server (prometheus or victoria-metrics) run
@@ -362,7 +352,7 @@ models: {
 		cmd.Stdin = strings.NewReader(body)
 		out, _ := cmd.CombinedOutput() // exit status 1 for lint remarks; the lines say which
 		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			if line = strings.TrimSpace(line); line != "" && !slices.Contains(acceptedLint, line) {
+			if line = strings.TrimSpace(line); line != "" && !slices.Contains(observe.AcceptedLint, line) {
 				t.Errorf("promtool check metrics: %s", line)
 			}
 		}

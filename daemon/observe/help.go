@@ -140,6 +140,18 @@ var Families = map[string]Family{
 	"process_open_fds":                              {"gauge", "File descriptors the process has open."},
 }
 
+// AcceptedLint are the remarks promtool check metrics makes on a scrape
+// described by Families, and why they stay: VictoriaMetrics/metrics named
+// these Go runtime counters, and dashboards built for the library use the
+// names. Tests fail on any other remark.
+var AcceptedLint = []string{
+	`go_cgo_calls_count counter metrics should have "_total" suffix`,
+	`go_cgo_calls_count non-histogram and non-summary metrics should not have "_count" suffix`,
+	`go_cpu_count non-histogram and non-summary metrics should not have "_count" suffix`,
+	`go_gc_forced_count counter metrics should have "_total" suffix`,
+	`go_gc_forced_count non-histogram and non-summary metrics should not have "_count" suffix`,
+}
+
 // WritePrometheus writes every registered metric set, the Go runtime and
 // the process metrics to w in the Prometheus text format, each family
 // preceded by its # HELP and # TYPE lines.

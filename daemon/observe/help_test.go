@@ -282,23 +282,12 @@ func TestWritePrometheusDescribesRuntime(t *testing.T) {
 	}
 }
 
-// acceptedLint are promtool's remarks on names VictoriaMetrics/metrics
-// chose for Go runtime series; they are the library's, and dashboards
-// built for it use them. daemon/prometheus_test.go holds the same list.
-var acceptedLint = []string{
-	`go_cgo_calls_count counter metrics should have "_total" suffix`,
-	`go_cgo_calls_count non-histogram and non-summary metrics should not have "_count" suffix`,
-	`go_cpu_count non-histogram and non-summary metrics should not have "_count" suffix`,
-	`go_gc_forced_count counter metrics should have "_total" suffix`,
-	`go_gc_forced_count non-histogram and non-summary metrics should not have "_count" suffix`,
-}
-
 // lintProblems are the lines of promtool check metrics' output that are
 // not accepted.
 func lintProblems(out string) []string {
 	var problems []string
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if line = strings.TrimSpace(line); line != "" && !slices.Contains(acceptedLint, line) {
+		if line = strings.TrimSpace(line); line != "" && !slices.Contains(AcceptedLint, line) {
 			problems = append(problems, line)
 		}
 	}
