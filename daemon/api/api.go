@@ -93,8 +93,8 @@ func New(opts Options) *Server {
 	s.routes.Add(openai.Routes(s.started)...)
 	s.metrics = &route.Route{Name: "metrics", Method: "GET", Resolve: func(*route.Request) (route.Handler, error) {
 		return route.HandlerFunc(func(r *route.Request) (route.Stream, error) {
-			r.Ctx.SetContentType("text/plain; version=0.0.4")
-			metrics.WritePrometheus(r.Ctx, true)
+			r.Ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+			observe.WritePrometheus(r.Ctx)
 			return nil, nil
 		}), nil
 	}}
