@@ -1,0 +1,31 @@
+package daemon
+
+import (
+	"fmt"
+
+	"github.com/aiassist/aiassist/daemon/observe"
+	"github.com/aiassist/aiassist/daemon/secret"
+	"github.com/aiassist/aiassist/schema"
+)
+
+// buildPrompts makes how a config generation logs prompts and responses:
+// nil when it does not (logging.log_prompts or access_log off). With
+// logging.encrypt_prompts it reads the secrets key, so a key that cannot
+// be read fails the load, not the requests.
+func buildPrompts(cfg *schema.Config) (*observe.Prompts, error) {
+	l := cfg.Logging
+	if !l.LogPrompts || !l.AccessLog {
+		return nil, nil
+	}
+	o := observe.PromptOptions{MaxBytes: l.PromptMaxBytes, Redact: l.Redact}
+	if l.EncryptPrompts {
+		key, err := secret.LoadKeyFile(cfg.Secrets.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("logging.encrypt_prompts needs secrets.key_file: %w", err)
+		}
+		if o.Sealer, err = secret.NewSealer(key); err != nil {
+			return nil, fmt.Errorf("logging.encrypt_prompts: secrets.key_file: %w", err)
+		}
+	}
+	return observe.NewPrompts(o)
+}
