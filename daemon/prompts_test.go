@@ -34,8 +34,9 @@ func TestBuildPrompts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := p.Attrs("mail gina@example.com, then write a very long story", "")
-	if len(got) < 2 || got[0].Key != "prompt" || got[0].Value.String() != "mail [redacted], then writ…" {
+	got := p.Attrs("mail gina@example.com, then write a very long story", "call +86 138 0013 8000, pay 4111-1111-1111-1111")
+	if len(got) != 3 || got[0].Key != "prompt" || got[0].Value.String() != "mail [redacted], then writ…" ||
+		got[2].Key != "response" || got[2].Value.String() != "call [redacted], pay [redacted]" {
 		t.Errorf("attrs %v", got)
 	}
 

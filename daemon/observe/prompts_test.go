@@ -9,8 +9,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/aiassist/aiassist/daemon/secret"
-	"github.com/aiassist/aiassist/schema"
 )
+
+// defaultRedact are logging.redact's defaults as schema.DefaultRedact
+// gives them; observe may not import schema, and the daemon's
+// TestBuildPrompts runs the real ones.
+var defaultRedact = []string{
+	`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`,
+	`\+?\(?\d(?:[\s().-]{0,2}\d){8,14}`,
+	`\b(?:\d[ -]?){12,18}\d\b`,
+}
 
 func attrMap(attrs []slog.Attr) map[string]any {
 	m := map[string]any{}
@@ -70,7 +78,7 @@ func TestPromptsCap(t *testing.T) {
 // and the response, and a match the cap cuts through is replaced whole
 // rather than shown in part.
 func TestPromptsRedact(t *testing.T) {
-	p := newPrompts(t, PromptOptions{MaxBytes: 4096, Redact: schema.DefaultRedact()})
+	p := newPrompts(t, PromptOptions{MaxBytes: 4096, Redact: defaultRedact})
 	m := attrMap(p.Attrs(
 		"I am alice.smith@example.com, call +86 138 0013 8000 or pay with 4111 1111 1111 1111 today.",
 		"Sure, I wrote to bob@example.org.",
@@ -86,7 +94,7 @@ func TestPromptsRedact(t *testing.T) {
 	}
 
 	// The cut at 15 bytes falls inside the address.
-	p = newPrompts(t, PromptOptions{MaxBytes: 16, Redact: schema.DefaultRedact()})
+	p = newPrompts(t, PromptOptions{MaxBytes: 16, Redact: defaultRedact})
 	m = attrMap(p.Attrs("write to carol@example.com about 13800138000 now", "ok"))
 	if got := m["prompt"].(string); got != "write to [redacted]…" || m["prompt_truncated"] != true {
 		t.Errorf("cut inside a match: %q truncated %v", got, m["prompt_truncated"])
@@ -125,7 +133,7 @@ func TestPromptsSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPrompts(t, PromptOptions{MaxBytes: 32, Redact: schema.DefaultRedact(), Sealer: s})
+	p := newPrompts(t, PromptOptions{MaxBytes: 32, Redact: defaultRedact, Sealer: s})
 	prompt := "my mail is frank@example.com and this goes past the cap"
 	m := attrMap(p.Attrs(prompt, "fine"))
 	for _, k := range []string{"prompt", "response"} {
@@ -184,14 +192,14 @@ func FuzzPrompts(f *testing.F) {
 	f.Add("\xff\xfe broken utf8 13800138000", 18)
 	f.Add("", 16)
 	var res []*regexp.Regexp
-	for _, s := range schema.DefaultRedact() {
+	for _, s := range defaultRedact {
 		res = append(res, regexp.MustCompile(s))
 	}
 	f.Fuzz(func(t *testing.T, text string, max int) {
 		if max < 16 || max > 1<<16 {
 			return
 		}
-		p := newPrompts(t, PromptOptions{MaxBytes: max, Redact: schema.DefaultRedact()})
+		p := newPrompts(t, PromptOptions{MaxBytes: max, Redact: defaultRedact})
 		m := attrMap(p.Attrs(text, text))
 		got := m["prompt"].(string)
 		if m["response"] != got {
