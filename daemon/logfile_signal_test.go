@@ -1,5 +1,6 @@
-// The daemon's wiring of logOutput and Prompts (daemon/testdata/obslog-wiring.patch)
-// is the lead's to apply; remove this constraint with it.
+// These tests need the daemon's wiring of logOutput, Prompts and the
+// encrypt_prompts check (daemon/testdata/obslog-wiring.patch), which is
+// the lead's to apply; remove this constraint with it.
 
 //go:build obslog_wiring
 

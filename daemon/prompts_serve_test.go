@@ -1,5 +1,6 @@
-// The daemon's wiring of logOutput and Prompts (daemon/testdata/obslog-wiring.patch)
-// is the lead's to apply; remove this constraint with it.
+// These tests need the daemon's wiring of logOutput, Prompts and the
+// encrypt_prompts check (daemon/testdata/obslog-wiring.patch), which is
+// the lead's to apply; remove this constraint with it.
 
 //go:build obslog_wiring
 
@@ -124,5 +125,19 @@ func TestPromptLogging(t *testing.T) {
 	}
 	if _, ok := opened["response"].(string); !ok || opened["response_enc"] != nil {
 		t.Errorf("decrypted response: %v", opened)
+	}
+}
+
+// TestCheckEncryptPrompts: aiassistd check refuses encrypt_prompts with a
+// secrets key it cannot read, at the setting.
+func TestCheckEncryptPrompts(t *testing.T) {
+	requireBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.cue")
+	writeDemo(t, filepath.Join(dir, "demo.onnx"))
+	writeConfig(t, cfg, "logging: {log_prompts: true, encrypt_prompts: true}\nsecrets: key_file: \"missing.key\"\nmodels: demo: {kind: \"tensor\", path: \"demo.onnx\"}\n")
+	out, err := exec.Command(binary, "check", "-config", cfg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "config.cue:1:47: logging.encrypt_prompts: cannot read the secrets key (secrets.key_file) that seals the logged prompts: cannot open secret key file") {
+		t.Errorf("check: %v\n%s", err, out)
 	}
 }

@@ -64,7 +64,7 @@ func TestBuildPrompts(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = buildPrompts(promptsConfig(t, "logging: {log_prompts: true, encrypt_prompts: true}\nsecrets: key_file: \""+keyFile+"\"\n"))
-	if err == nil || !strings.HasPrefix(err.Error(), "logging.encrypt_prompts needs secrets.key_file: ") || !strings.Contains(err.Error(), "chmod 600") {
+	if err == nil || !strings.HasPrefix(err.Error(), "logging.encrypt_prompts: cannot read the secrets key (secrets.key_file) that seals the logged prompts: ") || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("a key others may read: %v", err)
 	}
 }
