@@ -28,6 +28,8 @@ func (c *checker) check(cfg *Config) {
 	c.checkOrigins(cfg.Server.CORSOrigins)
 	c.checkLimits(cfg.Limits)
 	c.checkAbuse(cfg.Abuse)
+	c.checkLogging(cfg.Logging)
+	c.checkAlerts(cfg)
 }
 
 // checkModels refuses a config without models. Serving none is never what

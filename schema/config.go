@@ -30,6 +30,7 @@ type Config struct {
 	Secrets      Secrets
 	Abuse        Abuse
 	Limits       Limits
+	Alerts       Alerts
 	Path         string // absolute path of the file this was loaded from
 
 	// places are where the file sets each value: see Pos. Two loads of
@@ -228,6 +229,79 @@ type Logging struct {
 	Format     string // "json" or "text"
 	AccessLog  bool
 	LogPrompts bool
+	// File is the absolute path of the log file; "" writes to stderr.
+	File string
+	// PromptMaxBytes caps each logged prompt and response.
+	PromptMaxBytes int
+	// Redact are RE2 patterns, each checked to compile; nil redacts
+	// nothing.
+	Redact []string
+	// EncryptPrompts seals logged prompts and responses with the
+	// secrets key instead of redacting them.
+	EncryptPrompts bool
+}
+
+// Alerts are the alert thresholds. Every field is set: the file's value
+// or its default.
+type Alerts struct {
+	ErrorRate    ErrorRateAlert
+	LatencyP95   LatencyAlert
+	QueueDepth   QueueDepthAlert
+	ReloadFailed ReloadFailedAlert
+	KeyExpiring  KeyExpiringAlert
+	CPU          CPUAlert
+	Webhook      *Webhook // nil: no webhook
+}
+
+// ErrorRateAlert is the share of model requests answered with a 5xx.
+type ErrorRateAlert struct {
+	Above    float64 // ratio in (0, 1]
+	For      time.Duration
+	Window   time.Duration
+	Severity string
+}
+
+// LatencyAlert is the 95th percentile of request duration.
+type LatencyAlert struct {
+	Above    time.Duration // > 0
+	For      time.Duration
+	Window   time.Duration
+	Model    string // "" watches every model
+	Severity string
+}
+
+// QueueDepthAlert is the number of requests waiting in a model's queue.
+type QueueDepthAlert struct {
+	Above    float64 // > 0
+	For      time.Duration
+	Severity string
+}
+
+// ReloadFailedAlert is a failed config reload.
+type ReloadFailedAlert struct {
+	For      time.Duration
+	Severity string
+}
+
+// KeyExpiringAlert is an API key's expiry coming close.
+type KeyExpiringAlert struct {
+	Within   time.Duration
+	Severity string
+}
+
+// CPUAlert is the daemon's CPU use as a share of the machine's cores.
+type CPUAlert struct {
+	Above    float64 // in (0, 1]
+	For      time.Duration
+	Window   time.Duration
+	Severity string
+}
+
+// Webhook is the receiver of the daemon's own alerts.
+type Webhook struct {
+	URL         string // absolute http or https URL; may hold userinfo, never log it
+	Timeout     time.Duration
+	MaxAttempts int
 }
 
 // Metrics configures the metrics endpoint.

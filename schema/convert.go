@@ -30,6 +30,7 @@ type rawConfig struct {
 	Secrets      rawSecrets          `json:"secrets"`
 	Abuse        rawAbuse            `json:"abuse"`
 	Limits       rawLimits           `json:"limits"`
+	Alerts       rawAlerts           `json:"alerts"`
 }
 
 type rawListener struct {
@@ -130,10 +131,54 @@ type rawRuntime struct {
 }
 
 type rawLogging struct {
-	Level      string `json:"level"`
-	Format     string `json:"format"`
-	AccessLog  bool   `json:"access_log"`
-	LogPrompts bool   `json:"log_prompts"`
+	Level          string   `json:"level"`
+	Format         string   `json:"format"`
+	AccessLog      bool     `json:"access_log"`
+	LogPrompts     bool     `json:"log_prompts"`
+	File           string   `json:"file"`
+	PromptMaxBytes int      `json:"prompt_max_bytes"`
+	Redact         []string `json:"redact"`
+	EncryptPrompts bool     `json:"encrypt_prompts"`
+}
+
+type rawAlerts struct {
+	ErrorRate struct {
+		Above    float64 `json:"above"`
+		For      string  `json:"for"`
+		Window   string  `json:"window"`
+		Severity string  `json:"severity"`
+	} `json:"error_rate"`
+	LatencyP95 struct {
+		Above    string `json:"above"`
+		For      string `json:"for"`
+		Window   string `json:"window"`
+		Model    string `json:"model"`
+		Severity string `json:"severity"`
+	} `json:"latency_p95"`
+	QueueDepth struct {
+		Above    float64 `json:"above"`
+		For      string  `json:"for"`
+		Severity string  `json:"severity"`
+	} `json:"queue_depth"`
+	ReloadFailed struct {
+		For      string `json:"for"`
+		Severity string `json:"severity"`
+	} `json:"reload_failed"`
+	KeyExpiring struct {
+		Within   string `json:"within"`
+		Severity string `json:"severity"`
+	} `json:"key_expiring"`
+	CPU struct {
+		Above    float64 `json:"above"`
+		For      string  `json:"for"`
+		Window   string  `json:"window"`
+		Severity string  `json:"severity"`
+	} `json:"cpu"`
+	Webhook *struct {
+		URL         string `json:"url"`
+		Timeout     string `json:"timeout"`
+		MaxAttempts int    `json:"max_attempts"`
+	} `json:"webhook"`
 }
 
 type rawMetrics struct {
@@ -311,7 +356,16 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			Library:        raw.Runtime.Library,
 			InterOpThreads: raw.Runtime.InterOpThreads,
 		},
-		Logging:      Logging(raw.Logging),
+		Logging: Logging{
+			Level:          raw.Logging.Level,
+			Format:         raw.Logging.Format,
+			AccessLog:      raw.Logging.AccessLog,
+			LogPrompts:     raw.Logging.LogPrompts,
+			File:           resolve(dir, raw.Logging.File),
+			PromptMaxBytes: raw.Logging.PromptMaxBytes,
+			Redact:         redactPatterns(raw.Logging.Redact),
+			EncryptPrompts: raw.Logging.EncryptPrompts,
+		},
 		Metrics:      Metrics(raw.Metrics),
 		Reload:       Reload(raw.Reload),
 		Models:       make(map[string]Model, len(raw.Models)),
@@ -393,6 +447,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 		BlockStatus: raw.Abuse.BlockStatus,
 	}
 	cfg.Limits = convertLimits(&raw.Limits)
+	cfg.Alerts = c.convertAlerts(&raw.Alerts)
 
 	c.check(cfg)
 	return cfg
@@ -449,6 +504,60 @@ func (c *checker) convertAuth(raw *rawAuth, dir string) Auth {
 		}
 		for _, k := range j.PublicKeys {
 			a.JWT.PublicKeys = append(a.JWT.PublicKeys, JWTPublicKey{File: resolve(dir, k.File), KID: k.KID})
+		}
+	}
+	return a
+}
+
+// Bounds of the alerts' durations. A window is at most what the
+// in-process evaluator keeps of its history.
+const (
+	minAlertWindow = time.Second
+	maxAlertWindow = day
+	minWebhookWait = time.Second
+	maxWebhookWait = 5 * time.Minute
+)
+
+func (c *checker) convertAlerts(raw *rawAlerts) Alerts {
+	at := func(elem ...string) []string { return append([]string{"alerts"}, elem...) }
+	// Prometheus and the evaluator count in milliseconds.
+	ms := func(path []string, s string, d time.Duration) time.Duration {
+		if d%time.Millisecond != 0 {
+			c.errorf(path, "invalid duration %q: must be a whole number of milliseconds, as Prometheus counts", s)
+		}
+		return d
+	}
+	hold := func(name, s string) time.Duration {
+		p := at(name, "for")
+		return ms(p, s, c.duration(p, s, false, 0))
+	}
+	window := func(name, s string) time.Duration {
+		p := at(name, "window")
+		return ms(p, s, c.durationIn(p, s, minAlertWindow, maxAlertWindow))
+	}
+	er, lat, q, rl, key, cpu := &raw.ErrorRate, &raw.LatencyP95, &raw.QueueDepth, &raw.ReloadFailed, &raw.KeyExpiring, &raw.CPU
+	a := Alerts{
+		ErrorRate: ErrorRateAlert{Above: er.Above, For: hold("error_rate", er.For), Window: window("error_rate", er.Window), Severity: er.Severity},
+		LatencyP95: LatencyAlert{
+			Above:    ms(at("latency_p95", "above"), lat.Above, c.duration(at("latency_p95", "above"), lat.Above, true, 0)),
+			For:      hold("latency_p95", lat.For),
+			Window:   window("latency_p95", lat.Window),
+			Model:    lat.Model,
+			Severity: lat.Severity,
+		},
+		QueueDepth:   QueueDepthAlert{Above: q.Above, For: hold("queue_depth", q.For), Severity: q.Severity},
+		ReloadFailed: ReloadFailedAlert{For: hold("reload_failed", rl.For), Severity: rl.Severity},
+		KeyExpiring: KeyExpiringAlert{
+			Within:   ms(at("key_expiring", "within"), key.Within, c.duration(at("key_expiring", "within"), key.Within, false, 0)),
+			Severity: key.Severity,
+		},
+		CPU: CPUAlert{Above: cpu.Above, For: hold("cpu", cpu.For), Window: window("cpu", cpu.Window), Severity: cpu.Severity},
+	}
+	if w := raw.Webhook; w != nil {
+		a.Webhook = &Webhook{
+			URL:         w.URL,
+			Timeout:     c.durationIn(at("webhook", "timeout"), w.Timeout, minWebhookWait, maxWebhookWait),
+			MaxAttempts: w.MaxAttempts,
 		}
 	}
 	return a

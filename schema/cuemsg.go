@@ -65,12 +65,15 @@ var patterns = []struct{ start, msg string }{
 	{`=~"^sha256:`, `invalid hash %v: write "sha256:" and the 64 lowercase hex digits of the key's SHA-256, as aiassistd keygen prints it`},
 	{`=~"^[!-~]+$"`, `invalid scope %v: write it in printable ASCII without spaces, such as "model:call"`},
 	{`=~"^[a-zA-Z0-9][a-zA-Z0-9._@-]`, `invalid principal %v: write 1 to 64 letters, digits, '.', '_', '-' or '@', starting with a letter or digit, such as "team-a" or "alice@example.com"`},
+	{`=~"^[a-zA-Z0-9_-]{1,32}$"`, `invalid severity %v: write 1 to 32 letters, digits, '_' or '-', such as "critical" or "warning"`},
 }
 
 // secretPaths are the paths of the values that are secrets: CUE's messages
 // about them quote the value, which must never be printed.
 var secretPaths = map[string]bool{
 	"auth.jwt.hs256_secret": true,
+	// A webhook URL may hold a password or a token.
+	"alerts.webhook.url": true,
 }
 
 // redact replaces in msg, CUE's message about a secret, the strings among

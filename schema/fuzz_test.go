@@ -99,7 +99,65 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		checkGateway(t, cfg)
+		checkObservability(t, cfg)
 	})
+}
+
+// checkObservability checks the promises of a loaded config's logging
+// and alerts, for FuzzParse: what the access log and the alert evaluator
+// are given never fails them.
+func checkObservability(t *testing.T, cfg *Config) {
+	t.Helper()
+	l := cfg.Logging
+	if l.File != "" && !filepath.IsAbs(l.File) {
+		t.Fatalf("logging.file %q is not absolute", l.File)
+	}
+	if l.PromptMaxBytes < 16 || l.PromptMaxBytes > 1<<20 {
+		t.Fatalf("prompt_max_bytes %d", l.PromptMaxBytes)
+	}
+	if l.Redact != nil && len(l.Redact) == 0 {
+		t.Fatalf("redact: an empty list that is not nil")
+	}
+	for _, p := range l.Redact {
+		if _, err := regexp.Compile(p); err != nil {
+			t.Fatalf("redact pattern %q does not compile: %v", p, err)
+		}
+	}
+	a := cfg.Alerts
+	for name, v := range map[string]float64{"error_rate": a.ErrorRate.Above, "queue_depth": a.QueueDepth.Above, "cpu": a.CPU.Above} {
+		if !(v > 0) || v > 1e9 {
+			t.Fatalf("alerts.%s.above %v", name, v)
+		}
+	}
+	if a.ErrorRate.Above > 1 || a.CPU.Above > 1 {
+		t.Fatalf("a ratio above 1: %v %v", a.ErrorRate.Above, a.CPU.Above)
+	}
+	for _, w := range []time.Duration{a.ErrorRate.Window, a.LatencyP95.Window, a.CPU.Window} {
+		if w < minAlertWindow || w > maxAlertWindow || w%time.Millisecond != 0 {
+			t.Fatalf("alert window %v", w)
+		}
+	}
+	for _, d := range []time.Duration{a.ErrorRate.For, a.LatencyP95.For, a.QueueDepth.For, a.ReloadFailed.For, a.CPU.For, a.KeyExpiring.Within, a.LatencyP95.Above} {
+		if d < 0 || d%time.Millisecond != 0 {
+			t.Fatalf("alert duration %v", d)
+		}
+	}
+	if a.LatencyP95.Above <= 0 {
+		t.Fatalf("latency_p95.above %v", a.LatencyP95.Above)
+	}
+	if _, ok := cfg.Models[a.LatencyP95.Model]; a.LatencyP95.Model != "" && !ok {
+		t.Fatalf("latency_p95.model %q is not configured", a.LatencyP95.Model)
+	}
+	for _, sev := range []string{a.ErrorRate.Severity, a.LatencyP95.Severity, a.QueueDepth.Severity, a.ReloadFailed.Severity, a.KeyExpiring.Severity, a.CPU.Severity} {
+		if sev == "" || len(sev) > 32 {
+			t.Fatalf("severity %q", sev)
+		}
+	}
+	if w := a.Webhook; w != nil {
+		if msg := checkWebhookURL(w.URL); msg != "" || w.Timeout < minWebhookWait || w.Timeout > maxWebhookWait || w.MaxAttempts < 1 {
+			t.Fatalf("webhook %+v: %s", *w, msg)
+		}
+	}
 }
 
 var fuzzHash = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)

@@ -198,6 +198,39 @@ func TestBad(t *testing.T) {
 			`abuse.bad.cue:3:31: abuse.auth_failures.window: invalid duration "0s": must be above zero`,
 			`abuse.bad.cue:4:26: auth.rotation.max_age: invalid duration "999999d": write it like "250ms", "1.5s", "1h30m" or "10d"`,
 		},
+		"alerts.bad.cue": {
+			"alerts.bad.cue:3:22: alerts.error_rate.above: invalid value 1.5 (out of bound <=1)",
+			"alerts.bad.cue:4:23: alerts.queue_depth.above: invalid value 0 (out of bound >0)",
+			`alerts.bad.cue:4:36: alerts.queue_depth.severity: invalid severity "very bad": write 1 to 32 letters, digits, '_' or '-', such as "critical" or "warning"`,
+			"alerts.bad.cue:5:14: alerts.cpu.above: invalid value 0 (out of bound >0)",
+			"alerts.bad.cue:6:2: alerts.webhook.url: field is required but not present",
+			"alerts.bad.cue:6:25: alerts.webhook.max_attempts: invalid value 0 (out of bound >=1)",
+		},
+		"alert-checks.bad.cue": {
+			`alert-checks.bad.cue:3:22: alerts.error_rate.window: invalid duration "0s": must be from "1s" to "1d"`,
+			`alert-checks.bad.cue:4:23: alerts.latency_p95.above: invalid duration "0s": must be above zero`,
+			`alert-checks.bad.cue:4:36: alerts.latency_p95.model: model "qwen" is not configured; add it under models, or name one of: demo, or remove model to watch every model`,
+			`alert-checks.bad.cue:4:52: alerts.latency_p95.window: invalid duration "2d": must be from "1s" to "1d"`,
+			`alert-checks.bad.cue:5:12: alerts.cpu.for: invalid duration "1.5ms": must be a whole number of milliseconds, as Prometheus counts`,
+			`alert-checks.bad.cue:6:24: alerts.key_expiring.within: invalid duration "1us": must be a whole number of milliseconds`,
+			`alert-checks.bad.cue:7:17: alerts.webhook.url: "ftp://alerts.example.com/hook" is not an http:// or https:// URL; write an absolute http:// or https:// URL with a host, such as "http://127.0.0.1:9093/api/v2/alerts"`,
+			`alert-checks.bad.cue:7:86: alerts.webhook.timeout: invalid duration "0s": must be from "1s" to "5m"`,
+		},
+		"alerts-webhook.bad.cue": {
+			`alerts-webhook.bad.cue:3:23: alerts.webhook.url: "http:///api/v2/alerts" has no host; write an absolute http:// or https:// URL with a host`,
+		},
+		"webhook-twice.bad.cue": {
+			"webhook-twice.bad.cue:2:23: alerts.webhook.url: conflicting values (secret, not shown) and (secret, not shown)",
+		},
+		"logging.bad.cue": {
+			"logging.bad.cue:3:20: logging.prompt_max_bytes: invalid value 8 (out of bound >=16)",
+			"logging.bad.cue:4:17: logging.redact.1: invalid value 3 (must be string)",
+		},
+		"redact.bad.cue": {
+			`redact.bad.cue:2:32: logging.redact.1: invalid regular expression "(unclosed": missing closing ); write it in RE2 syntax, which Go's regexp package takes (no lookaround or backreferences)`,
+			`redact.bad.cue:2:45: logging.redact.2: invalid regular expression "(?=lookahead)": invalid or unsupported Perl syntax at "(?="`,
+			`redact.bad.cue:2:64: logging.redact.3: invalid regular expression "a{2000}": invalid repeat count at "{2000}"`,
+		},
 		// Every mistake is reported, including an unknown field next to
 		// a wrong value, which CUE alone leaves out.
 		"many-errors.bad.cue": {
@@ -311,8 +344,15 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Listeners: []Listener{{Address: "127.0.0.1", Port: 8080}},
 		Runtime:   Runtime{Library: "", InterOpThreads: 1},
-		Logging:   Logging{Level: "info", Format: "json", AccessLog: true},
-		Metrics:   Metrics{Enabled: true, Path: "/metrics"},
+		Logging: Logging{
+			Level: "info", Format: "json", AccessLog: true, PromptMaxBytes: 4096,
+			Redact: []string{
+				`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`,
+				`\+?\(?\d(?:[\s().-]{0,2}\d){8,14}`,
+				`\b(?:\d[ -]?){12,18}\d\b`,
+			},
+		},
+		Metrics: Metrics{Enabled: true, Path: "/metrics"},
 		Server: Server{
 			MaxBodyBytes:   16 << 20,
 			RequestTimeout: 30 * time.Second,
@@ -349,7 +389,17 @@ func TestDefaults(t *testing.T) {
 			BlockStatus:  429,
 		},
 		Limits: Limits{Classes: map[string]LimitClass{}},
-		Path:   filepath.Join(dir, "minimal.good.cue"),
+		// The defaults of alert.DefaultOptions, the seed's HighErrorRate
+		// first.
+		Alerts: Alerts{
+			ErrorRate:    ErrorRateAlert{Above: 0.05, For: 3 * time.Minute, Window: 5 * time.Minute, Severity: "critical"},
+			LatencyP95:   LatencyAlert{Above: 2 * time.Second, For: 5 * time.Minute, Window: 5 * time.Minute, Severity: "warning"},
+			QueueDepth:   QueueDepthAlert{Above: 50, For: 2 * time.Minute, Severity: "warning"},
+			ReloadFailed: ReloadFailedAlert{For: 0, Severity: "warning"},
+			KeyExpiring:  KeyExpiringAlert{Within: 10 * 24 * time.Hour, Severity: "warning"},
+			CPU:          CPUAlert{Above: 0.8, For: 5 * time.Minute, Window: 5 * time.Minute, Severity: "warning"},
+		},
+		Path: filepath.Join(dir, "minimal.good.cue"),
 	}
 	// Positions are tested in pos_test.go.
 	got := *cfg
@@ -381,7 +431,19 @@ func TestFull(t *testing.T) {
 		got, want any
 	}{
 		{"Runtime", cfg.Runtime, Runtime{Library: "/opt/onnxruntime/lib/libonnxruntime.so", InterOpThreads: 2}},
-		{"Logging", cfg.Logging, Logging{Level: "debug", Format: "text", AccessLog: false, LogPrompts: true}},
+		{"Logging", cfg.Logging, Logging{
+			Level: "debug", Format: "text", AccessLog: false, LogPrompts: true,
+			File: filepath.Join(dir, "log/aiassist.log"), PromptMaxBytes: 256, Redact: []string{`secret-\d+`}, EncryptPrompts: true,
+		}},
+		{"Alerts", cfg.Alerts, Alerts{
+			ErrorRate:    ErrorRateAlert{Above: 0.1, For: time.Minute, Window: 2 * time.Minute, Severity: "page"},
+			LatencyP95:   LatencyAlert{Above: 1500 * time.Millisecond, For: 30 * time.Second, Window: time.Minute, Model: "chat", Severity: "warning"},
+			QueueDepth:   QueueDepthAlert{Above: 10, For: 0, Severity: "warning"},
+			ReloadFailed: ReloadFailedAlert{For: time.Minute, Severity: "critical"},
+			KeyExpiring:  KeyExpiringAlert{Within: 60 * time.Hour, Severity: "warning"},
+			CPU:          CPUAlert{Above: 1, For: 10 * time.Minute, Window: 10 * time.Minute, Severity: "warning"},
+			Webhook:      &Webhook{URL: "https://alerts.example.com/api/v2/alerts", Timeout: 3 * time.Second, MaxAttempts: 2},
+		}},
 		{"Metrics", cfg.Metrics, Metrics{Enabled: false, Path: "/internal/metrics"}},
 		{"Server", cfg.Server, Server{
 			MaxBodyBytes:   1 << 20,

@@ -28,7 +28,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// stdin is where encrypt reads; tests replace it.
+// stdin is where encrypt and decrypt read; tests replace it.
 var stdin io.Reader = os.Stdin
 
 func usage(w io.Writer) {
@@ -52,6 +52,10 @@ commands:
                          mint an HS256 JWT with the config's auth.jwt.hs256_secret
   encrypt [-key FILE | -config FILE]
                          read a secret on stdin, print its enc:v1: form
+  decrypt [-key FILE | -config FILE]
+                         read log lines on stdin, print them with the sealed
+                         prompt_enc/response_enc fields (logging.encrypt_prompts)
+                         opened as prompt/response
   rules   -config FILE   print the alert thresholds as a Prometheus rule file
                          (Prometheus and vmalert load it unchanged)
 `, defaultConfig)
@@ -70,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return mintToken(args, stdout, stderr)
 	case "encrypt":
 		return encrypt(args, stdin, stdout, stderr)
+	case "decrypt":
+		return decrypt(args, stdin, stdout, stderr)
 	case "rules":
 		return rules(args, stdout, stderr)
 	}

@@ -147,6 +147,12 @@ var badConfigs = map[string]string{
 	"limit-class.bad.cue":           "limits.classes.bronze.burst: burst needs requests_per_second",
 	"model-timeout.bad.cue":         `models.quick.request_timeout: invalid duration "500ms": must be from "1s" to "5m"`,
 	"abuse.bad.cue":                 `abuse.auth_failures.window: invalid duration "0s"`,
+	"alerts.bad.cue":                "alerts.error_rate.above: invalid value 1.5 (out of bound <=1)",
+	"alert-checks.bad.cue":          `alerts.latency_p95.model: model "qwen" is not configured`,
+	"alerts-webhook.bad.cue":        `alerts.webhook.url: "http:///api/v2/alerts" has no host`,
+	"webhook-twice.bad.cue":         "alerts.webhook.url: conflicting values (secret, not shown) and (secret, not shown)",
+	"logging.bad.cue":               "logging.prompt_max_bytes: invalid value 8 (out of bound >=16)",
+	"redact.bad.cue":                `logging.redact.1: invalid regular expression "(unclosed": missing closing )`,
 }
 
 var position = regexp.MustCompile(`\.bad\.cue:\d+:\d+: `)

@@ -1,6 +1,7 @@
 // Package observe holds the daemon's request metrics and access log: one
 // place that turns a finished request into counters, a latency histogram
-// and one JSON log line.
+// and one JSON log line, with the prompt and response capped, redacted or
+// sealed when they are logged at all.
 package observe
 
 import (
@@ -77,20 +78,44 @@ type AccessLog struct {
 	Logger *slog.Logger
 }
 
-// Entry is what an access log line says about a request.
+// Entry is what an access log line says about a request. The line's keys
+// are listed in examples/elk/index-template.json, which types them for
+// Elasticsearch; a zero field that says nothing is left out of the line,
+// as its comment says.
 type Entry struct {
-	RequestID string
-	Method    string
-	Path      string
-	Route     string
-	Model     string
-	Status    int
-	Reason    string
-	Duration  time.Duration
-	Remote    string
-	BytesIn   int
-	BytesOut  int
-	Extra     []slog.Attr
+	RequestID string // request_id, also the X-Request-Id header
+	Method    string // method
+	Path      string // path, as the client sent it
+	Route     string // route, the metric label: a template such as "/v2/models/{name}/infer"
+	Model     string // model
+	Status    int    // status
+	// Reason is the error code (error), "" on success: left out then.
+	Reason   string
+	Duration time.Duration // duration_seconds
+	Remote   string        // remote_addr: the peer's IP
+	// ClientIP (client_ip) is the client as the gate sees it: the peer,
+	// or the address a trusted proxy gives in X-Forwarded-For. Left out
+	// when "".
+	ClientIP string
+	// Auth (auth) is how the request authenticated: "key", "jwt" or
+	// "anonymous". Principal (principal) names who it acted for: the API
+	// key's principal, or the JWT's subject. Key (key) and KeyID
+	// (key_id) are the API key's name in the config and its id, the
+	// part before the secret; Issuer (issuer) is the JWT's. None is ever
+	// a secret; each is left out when "".
+	Auth, Principal, Key, KeyID, Issuer string
+	// QueueWait (queue_wait_seconds) is how long the request waited in
+	// its model's queue before it ran; left out when 0.
+	QueueWait time.Duration
+	BytesIn   int // bytes_in
+	BytesOut  int // bytes_out
+	// TokensIn (tokens_in) and TokensOut (tokens_out) are the prompt
+	// and generated tokens of a text generation request; both are left
+	// out when both are 0.
+	TokensIn, TokensOut int
+	// Extra are added at the end of the line: a route's own fields, and
+	// the prompt and response of Prompts.Attrs.
+	Extra []slog.Attr
 }
 
 // Log writes e at info level, or warn for server-side failures.
@@ -102,7 +127,8 @@ func (a AccessLog) Log(e Entry) {
 	if e.Status >= 500 {
 		level = slog.LevelWarn
 	}
-	attrs := []slog.Attr{
+	attrs := make([]slog.Attr, 0, 24+len(e.Extra))
+	attrs = append(attrs,
 		slog.String("request_id", e.RequestID),
 		slog.String("method", e.Method),
 		slog.String("path", e.Path),
@@ -110,13 +136,27 @@ func (a AccessLog) Log(e Entry) {
 		slog.String("model", e.Model),
 		slog.Int("status", e.Status),
 		slog.Float64("duration_seconds", e.Duration.Seconds()),
-		slog.String("remote_addr", e.Remote),
-		slog.Int("bytes_in", e.BytesIn),
-		slog.Int("bytes_out", e.BytesOut),
+	)
+	if e.QueueWait > 0 {
+		attrs = append(attrs, slog.Float64("queue_wait_seconds", e.QueueWait.Seconds()))
 	}
-	if e.Reason != "" {
-		attrs = append(attrs, slog.String("error", e.Reason))
+	attrs = append(attrs, slog.String("remote_addr", e.Remote))
+	str := func(key, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(key, v))
+		}
 	}
+	str("client_ip", e.ClientIP)
+	str("auth", e.Auth)
+	str("principal", e.Principal)
+	str("key", e.Key)
+	str("key_id", e.KeyID)
+	str("issuer", e.Issuer)
+	attrs = append(attrs, slog.Int("bytes_in", e.BytesIn), slog.Int("bytes_out", e.BytesOut))
+	if e.TokensIn != 0 || e.TokensOut != 0 {
+		attrs = append(attrs, slog.Int("tokens_in", e.TokensIn), slog.Int("tokens_out", e.TokensOut))
+	}
+	str("error", e.Reason)
 	attrs = append(attrs, e.Extra...)
 	a.Logger.LogAttrs(context.Background(), level, "request", attrs...)
 }
