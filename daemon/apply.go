@@ -70,6 +70,7 @@ func (d *Daemon) apply() (bool, error) {
 	old := d.current.Load()
 	if old != nil {
 		if cfg.SameSettings(old.cfg) && !filesChanged(old) {
+			reopenLog(d.logOut, d.logger)
 			return false, nil
 		}
 		if err := refuseRestartOnly(old.cfg, cfg); err != nil {
@@ -90,6 +91,11 @@ func (d *Daemon) apply() (bool, error) {
 	// The new log level and format apply at commit, so a failed reload
 	// logs in the old form.
 	prepared = append(prepared, logPart{d, cfg.Logging})
+	lf, err := d.logOut.prepare(cfg.Logging.File)
+	if err != nil {
+		return fail(err)
+	}
+	prepared = append(prepared, lf)
 	next, err := buildState(d.logger, d.rt, d.set, cfg, old, gen)
 	if err != nil {
 		return fail(err)

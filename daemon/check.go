@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -43,6 +44,10 @@ func Check(cfg *schema.Config) error {
 	}
 	if _, err := buildLimits(cfg, nil, metrics.NewSet()); err != nil {
 		issues = append(issues, cfg.Issue("limits", err.Error()))
+	}
+	// encrypt_prompts reads the secrets key.
+	if _, err := buildPrompts(cfg); err != nil {
+		issues = append(issues, cfg.Issue(encryptPromptsPath, strings.TrimPrefix(err.Error(), encryptPromptsPath+": ")))
 	}
 	if len(issues) == 0 {
 		return nil

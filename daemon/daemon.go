@@ -38,6 +38,7 @@ type Options struct {
 type Daemon struct {
 	opts       Options
 	logs       *logSwitch
+	logOut     *logOutput
 	logger     *slog.Logger
 	rt         *engine.Runtime
 	api        *api.Server
@@ -82,6 +83,9 @@ func Run(ctx context.Context, opts Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	d, err := start(opts)
 	if err != nil {
 		return err
@@ -90,6 +94,8 @@ func Run(ctx context.Context, opts Options) error {
 		select {
 		case <-hup:
 			d.trigger("SIGHUP")
+		case <-usr1:
+			reopenLog(d.logOut, d.logger)
 		case <-ctx.Done():
 			return d.shutdown()
 		}
@@ -99,9 +105,11 @@ func Run(ctx context.Context, opts Options) error {
 // start serves the config. The first load is the apply that every reload
 // runs, with no state before it.
 func start(opts Options) (*Daemon, error) {
+	out := newLogOutput(opts.LogOutput)
 	d := &Daemon{
 		opts:         opts,
-		logs:         newLogSwitch(opts.LogOutput),
+		logOut:       out,
+		logs:         newLogSwitch(out),
 		probeToken:   newProbeToken(),
 		triggers:     make(chan string, 1),
 		calls:        make(chan reloadCall),

@@ -1,9 +1,3 @@
-// These tests need the daemon's wiring of logOutput, Prompts and the
-// encrypt_prompts check (daemon/testdata/obslog-wiring.patch), which is
-// the lead's to apply; remove this constraint with it.
-
-//go:build obslog_wiring
-
 package daemon_test
 
 import (

@@ -147,6 +147,10 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 	if err != nil {
 		return fail(err)
 	}
+	prompts, err := buildPrompts(cfg)
+	if err != nil {
+		return fail(err)
+	}
 	if err := warmUp(logger, opened, cfg.Server.RequestTimeout); err != nil {
 		return fail(err)
 	}
@@ -156,6 +160,7 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 		Generators:     map[string]*generate.Model{},
 		DefaultModel:   defaultModel(cfg),
 		LogPrompts:     cfg.Logging.LogPrompts,
+		Prompts:        prompts,
 		RequestTimeout: cfg.Server.RequestTimeout,
 		AccessLog:      cfg.Logging.AccessLog,
 		Gate:           g,

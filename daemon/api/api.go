@@ -118,6 +118,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	if st.AccessLog {
 		// Only the log line needs these copies.
 		e.Method, e.Path, e.Remote = string(ctx.Method()), string(ctx.Path()), ctx.RemoteIP().String()
+		e.ClientIP = clientIP(r).String()
 	}
 	if stream == nil {
 		release()
@@ -360,6 +361,9 @@ func (s *Server) finish(r *route.Request, e observe.Entry) {
 	}
 	if r.State.AccessLog {
 		e.Route, e.Model, e.Reason, e.Duration, e.Extra = r.Route, r.Model, r.Reason, d, r.Extra
+		if p := r.Principal; p != nil {
+			e.Auth, e.Principal, e.Key, e.KeyID, e.Issuer = p.Kind, p.Name, p.KeyName, p.KeyID, p.Issuer
+		}
 		s.access.Log(e)
 	}
 }

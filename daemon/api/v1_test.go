@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aiassist/aiassist/daemon/api/route"
+	"github.com/aiassist/aiassist/daemon/observe"
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/generate"
 )
@@ -784,7 +785,10 @@ func TestGenerateAccessLog(t *testing.T) {
 	st, _ := tinyState(t, nil)
 	ts := serveV1(t, st, nil)
 	for _, logPrompts := range []bool{false, true} {
-		st.LogPrompts = logPrompts
+		st.LogPrompts, st.Prompts = logPrompts, nil
+		if logPrompts {
+			st.Prompts, _ = observe.NewPrompts(observe.PromptOptions{})
+		}
 		for _, stream := range []bool{false, true} {
 			id := fmt.Sprintf("log-%v-%v", logPrompts, stream)
 			body := fmt.Sprintf(`{"prompt":"secret question","max_tokens":5,"seed":3,"stream":%v}`, stream)

@@ -318,7 +318,7 @@ func (m *Manager) newGen(st serverSettings) *Gen {
 		// mid-header would reach the log.
 		SecureErrorLogMessage: true,
 		CloseOnShutdown:       true,
-		Logger:            FasthttpLogger(m.logger),
+		Logger:                FasthttpLogger(m.logger),
 	}
 	return g
 }

@@ -243,7 +243,7 @@ func (l *genLog) result(res generate.Result, text string) {
 	// The seed's Logstash config renames these to user_query and
 	// model_answer; they are personal data, so only when asked.
 	if l.r.State.LogPrompts {
-		l.r.Extra = append(l.r.Extra, slog.String("prompt", l.prompt), slog.String("response", text))
+		l.r.Extra = append(l.r.Extra, l.r.State.Prompts.Attrs(l.prompt, text)...)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/aiassist/aiassist/daemon/gate"
 	"github.com/aiassist/aiassist/daemon/limit"
+	"github.com/aiassist/aiassist/daemon/observe"
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/generate"
 )
@@ -23,7 +24,9 @@ type State struct {
 	DefaultModel string
 	// LogPrompts adds the prompt and the generated text to the access
 	// log lines of generation requests.
-	LogPrompts     bool
+	LogPrompts bool
+	// Prompts caps, redacts or seals them; nil when LogPrompts is off.
+	Prompts        *observe.Prompts
 	RequestTimeout time.Duration
 	// MetricsPath is where metrics are served; "" turns them off.
 	MetricsPath string
