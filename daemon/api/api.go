@@ -351,9 +351,10 @@ func (s *Server) logPanic(r *route.Request, p any) {
 
 // finish counts and logs a request once its response is written.
 func (s *Server) finish(r *route.Request, e observe.Entry) {
-	if r.Tokens > 0 {
-		r.Ticket.Charge(r.Tokens)
+	if n := r.TokensIn + r.TokensOut; n > 0 {
+		r.Ticket.Charge(n)
 	}
+	e.TokensIn, e.TokensOut = r.TokensIn, r.TokensOut
 	r.Ticket.Release()
 	d := time.Since(r.Start)
 	if r.Route != "" {

@@ -233,7 +233,7 @@ type genLog struct {
 
 func (l *genLog) result(res generate.Result, text string) {
 	// What the request's limit class is charged with.
-	l.r.Tokens = res.PromptTokens + res.CompletionTokens
+	l.r.TokensIn, l.r.TokensOut = res.PromptTokens, res.CompletionTokens
 	l.r.Extra = append(l.r.Extra,
 		slog.Int("prompt_tokens", res.PromptTokens),
 		slog.Int("completion_tokens", res.CompletionTokens),

@@ -40,9 +40,10 @@ type Request struct {
 	// Ticket is the request's admission by the rate limits; released
 	// and charged with Tokens when the request ends.
 	Ticket limit.Ticket
-	// Tokens are the prompt and generated tokens the request used, set
-	// by generation routes, charged to its limit class.
-	Tokens int
+	// TokensIn and TokensOut are the prompt and generated tokens the
+	// request used, set by generation routes: logged, and charged to its
+	// limit class.
+	TokensIn, TokensOut int
 	// params are the values of the matched pattern's {wildcards}.
 	params []param
 }
