@@ -274,8 +274,13 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 			if err != nil || stop {
 				s.cancelled.Store(true)
 				res.FinishReason = "stop"
-				if err == nil {
+				switch {
+				case err == nil:
 					m.whole.Observe(m.opts.Clock().Sub(admitted))
+				case ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
+					// emit gave up because ctx ended.
+					res.FinishReason = ""
+					err = m.ended(ctx)
 				}
 				return res, err
 			}
