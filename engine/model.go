@@ -535,6 +535,3 @@ func (m *TensorModel) destroySessions() {
 	m.instances = nil
 }
 
-// ServiceTime is the measured run time of one batch, and whether enough
-// runs were measured for admission to refuse on it.
-func (m *TensorModel) ServiceTime() (time.Duration, bool) { return m.service.Estimate() }
