@@ -71,6 +71,7 @@ type TensorModel struct {
 type request struct {
 	inputs []Tensor // in model input order
 	rows   int64
+	ctx    context.Context
 }
 
 // batchBuckets are powers of two; batch sizes are counts of rows.
@@ -234,6 +235,7 @@ func (m *TensorModel) Infer(ctx context.Context, inputs []Tensor, outputs []stri
 	if err := m.admit(ctx); err != nil {
 		return nil, err
 	}
+	req.ctx = ctx
 	res, err := m.queue.Submit(ctx, key, int(req.rows), req)
 	if err != nil {
 		return nil, m.queueError(ctx, err)
@@ -426,10 +428,11 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 		}
 	}()
 	in := <-m.free
-	if ctx.Err() != nil {
-		// Every request left while the batch waited for a session.
+	if !slices.ContainsFunc(reqs, func(r *request) bool { return r.ctx.Err() == nil }) {
+		// Every request ended while the batch waited for a session.
+		// (Asked of each request, as ctx learns of it a moment later.)
 		m.free <- in
-		return nil, fmt.Errorf("%w: %w", batch.ErrExpired, context.Cause(ctx))
+		return nil, fmt.Errorf("%w: %w", batch.ErrExpired, context.Cause(reqs[0].ctx))
 	}
 	start := m.opts.Clock()
 	stopped, err := in.run(ctx, inputs, outputs)
