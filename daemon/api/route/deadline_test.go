@@ -125,9 +125,9 @@ func TestErrorFromDeadlines(t *testing.T) {
 	f(&engine.DeadlineError{Model: "m", Cause: header}, 504, "deadline_exceeded", 0,
 		`queue of model "m"`, "(X-Request-Timeout 5s)", "ask for a longer X-Request-Timeout")
 	f(&engine.DeadlineError{Model: "m", Cause: header, Ran: true}, 504, "deadline_exceeded", 0,
-		`model "m" did not finish the request within its deadline (X-Request-Timeout 5s) and stopped it`)
+		`model "m" did not finish the request within X-Request-Timeout (5s) and stopped it`)
 	f(&engine.DeadlineError{Model: "m", Cause: context.DeadlineExceeded, Ran: true}, 504, "deadline_exceeded", 0,
-		"(server.request_timeout 30s)", "raise server.request_timeout")
+		"within server.request_timeout (30s)", "raise server.request_timeout")
 	f(fmt.Errorf("x: %w", header), 504, "deadline_exceeded", 0, "did not finish within X-Request-Timeout (5s)")
 	f(&engine.DeadlineError{Model: "m", Cause: ErrClientGone, Ran: true}, StatusClientClosed, "client_disconnected", 0, "closed the connection")
 	f(ErrClientGone, StatusClientClosed, "client_disconnected", 0)

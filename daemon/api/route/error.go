@@ -124,8 +124,8 @@ func ErrorFrom(err error, st *State) *Error {
 		return e
 	case errors.As(err, &deadline) && deadline.Ran:
 		return NewError(fasthttp.StatusGatewayTimeout, "timeout_error", "deadline_exceeded", fmt.Sprintf(
-			"model %q did not finish the request within its deadline (%s) and stopped it; ask for less (fewer max_tokens), or %s",
-			deadline.Model, timeout.setting(), timeout.remedy()))
+			"model %q did not finish the request within %s (%s) and stopped it; ask for less (fewer max_tokens), or %s",
+			deadline.Model, timeout.Setting, timeout.Timeout, timeout.remedy()))
 	case deadline != nil:
 		return NewError(fasthttp.StatusGatewayTimeout, "timeout_error", "deadline_exceeded", fmt.Sprintf(
 			"the request waited in the queue of model %q past its deadline (%s) and was not run; retry later, or %s or the model's instances",
