@@ -43,6 +43,10 @@ type TensorModelOptions struct {
 	Batching       BatchOptions
 	// Metrics receives the model's series; nil keeps them unexported.
 	Metrics *metrics.Set
+	// Clock times the runs the model's service time is measured from;
+	// nil is time.Now. Tests give a fake one, so that the admission that
+	// follows from the measurements is deterministic.
+	Clock func() time.Time
 }
 
 // TensorModel is an ONNX graph served with KServe-style tensors. Requests
@@ -53,16 +57,21 @@ type TensorModel struct {
 	inputs    []IOInfo
 	outputs   []IOInfo
 	batched   bool
-	sessions  []*ort.DynamicAdvancedSession
-	free      chan *ort.DynamicAdvancedSession
+	instances []*instance
+	free      chan *instance
 	queue     *batch.Queue[*request, []Tensor]
-	batchSize *metrics.PrometheusHistogram
-	inferTime *metrics.PrometheusHistogram
+	// service is the run time of a batch, which admission estimates from.
+	service    ServiceTime
+	batchSize  *metrics.PrometheusHistogram
+	inferTime  *metrics.PrometheusHistogram
+	terminated *metrics.Counter // runs ONNX Runtime was told to stop
+	refused    *metrics.Counter // requests refused by deadline-aware admission
 }
 
 type request struct {
 	inputs []Tensor // in model input order
 	rows   int64
+	ctx    context.Context
 }
 
 // batchBuckets are powers of two; batch sizes are counts of rows.
@@ -103,6 +112,9 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 	if err != nil {
 		return nil, fmt.Errorf("cannot load model %q from %q: %w", opts.Name, opts.Path, err)
 	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
 	m := &TensorModel{opts: opts}
 	if m.inputs, err = describe(ins); err != nil {
 		return nil, fmt.Errorf("model %q input: %w", opts.Name, err)
@@ -123,15 +135,16 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 	if err := so.SetInterOpNumThreads(max(opts.InterOpThreads, 1)); err != nil {
 		return nil, err
 	}
-	m.free = make(chan *ort.DynamicAdvancedSession, opts.Instances)
+	m.free = make(chan *instance, opts.Instances)
 	for range opts.Instances {
 		s, err := ort.NewDynamicAdvancedSession(opts.Path, names(m.inputs), names(m.outputs), so)
 		if err != nil {
 			m.destroySessions()
 			return nil, fmt.Errorf("cannot open a session for model %q: %w", opts.Name, err)
 		}
-		m.sessions = append(m.sessions, s)
-		m.free <- s
+		in := newInstance(s)
+		m.instances = append(m.instances, in)
+		m.free <- in
 	}
 	qo := batch.Options{MaxBatchSize: 1, MaxQueueSize: opts.Batching.MaxQueueSize}
 	if m.batched {
@@ -151,6 +164,8 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 		set.NewGauge("aiassist_queue_depth"+label, func() float64 { return float64(m.queue.Len()) })
 		set.NewGauge("aiassist_model_instances"+label, func() float64 { return float64(opts.Instances) })
 		set.NewGauge("aiassist_model_load_seconds"+label, func() float64 { return loaded })
+		m.terminated = set.NewCounter("aiassist_inference_terminated_total" + label)
+		m.refused = set.NewCounter(`aiassist_admission_refused_total{model=` + strconv.Quote(opts.Name) + `,reason="deadline"}`)
 	}
 	return m, nil
 }
@@ -200,11 +215,14 @@ func (m *TensorModel) Outputs() []IOInfo { return m.outputs }
 func (m *TensorModel) Batched() bool { return m.batched }
 
 // Infer runs the model on inputs and returns the outputs named in outputs
-// (all outputs if none are named), waiting in the queue at most until ctx
-// ends. The input tensors' data must not be changed until Infer returns.
-// Inputs that do not fit the model give errors wrapping ErrInvalidInput; a
-// full queue a *LimitError, a ctx that ends while queued a *DeadlineError,
-// a closed model ErrClosed.
+// (all outputs if none are named), at most until ctx ends: a request whose
+// ctx ends while queued is never run, and a run is stopped once the ctx of
+// every request in its batch has ended. The input tensors' data must not
+// be changed until Infer returns. Inputs that do not fit the model give
+// errors wrapping ErrInvalidInput; a full queue a *LimitError; a request
+// that by the measured run time and the queue ahead would end after ctx's
+// deadline an *AdmissionError, at once; a ctx that ends while queued or
+// running a *DeadlineError; a closed model ErrClosed.
 func (m *TensorModel) Infer(ctx context.Context, inputs []Tensor, outputs []string) ([]Tensor, error) {
 	req, key, err := m.prepare(inputs)
 	if err != nil {
@@ -214,9 +232,18 @@ func (m *TensorModel) Infer(ctx context.Context, inputs []Tensor, outputs []stri
 	if err != nil {
 		return nil, err
 	}
+	if err := m.admit(ctx); err != nil {
+		return nil, err
+	}
+	req.ctx = ctx
 	res, err := m.queue.Submit(ctx, key, int(req.rows), req)
 	if err != nil {
 		return nil, m.queueError(ctx, err)
+	}
+	if ctx.Err() != nil {
+		// Its batch ran on for others past this request's deadline; a
+		// late answer is not one it can use.
+		return nil, &DeadlineError{Model: m.opts.Name, Cause: context.Cause(ctx), Ran: true}
 	}
 	out := make([]Tensor, len(want))
 	for i, idx := range want {
@@ -235,6 +262,36 @@ func (m *TensorModel) queueError(ctx context.Context, err error) error {
 		return &DeadlineError{Model: m.opts.Name, Cause: context.Cause(ctx)}
 	case errors.Is(err, batch.ErrClosed):
 		return fmt.Errorf("model %q: %w", m.opts.Name, ErrClosed)
+	case ctx.Err() != nil:
+		// The run failed because it was stopped, or for another reason
+		// after the deadline: either way the request's time is up.
+		return &DeadlineError{Model: m.opts.Name, Cause: context.Cause(ctx), Ran: true}
+	}
+	return err
+}
+
+// admit refuses a request that, by the measured run time of a batch and
+// the requests queued ahead of it, would end after ctx's deadline. The
+// queue ahead is counted in whole rounds of batches across the instances,
+// rounded down, as if every queued request were one row: what a
+// running batch still needs is left out. So the estimate leans low, and
+// with fewer than MinSamples runs measured nothing is refused.
+func (m *TensorModel) admit(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		return nil
+	}
+	run, ok := m.service.Estimate()
+	if !ok {
+		return nil
+	}
+	perRound := m.opts.Instances
+	if m.batched {
+		perRound *= m.opts.Batching.MaxBatchSize
+	}
+	wait := time.Duration(m.queue.Len()/perRound) * run
+	err := CheckDeadline(ctx, m.opts.Name, wait, run)
+	if err != nil && m.refused != nil {
+		m.refused.Inc()
 	}
 	return err
 }
@@ -324,8 +381,9 @@ func shapeString(shape []int64) string {
 }
 
 // runBatch concatenates the requests along dimension 0, runs one session
-// and splits the outputs back. It runs on a queue worker.
-func (m *TensorModel) runBatch(reqs []*request) ([][]Tensor, error) {
+// and splits the outputs back. It runs on a queue worker; ctx ends when no
+// request of the batch wants the result any more, which stops the run.
+func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor, error) {
 	var total int64
 	for _, r := range reqs {
 		total += r.rows
@@ -369,12 +427,29 @@ func (m *TensorModel) runBatch(reqs []*request) ([][]Tensor, error) {
 			}
 		}
 	}()
-	session := <-m.free
-	start := time.Now()
-	err := session.Run(inputs, outputs)
-	m.free <- session
+	in := <-m.free
+	if !slices.ContainsFunc(reqs, func(r *request) bool { return r.ctx.Err() == nil }) {
+		// Every request ended while the batch waited for a session.
+		// (Asked of each request, as ctx learns of it a moment later.)
+		m.free <- in
+		return nil, fmt.Errorf("%w: %w", batch.ErrExpired, context.Cause(reqs[0].ctx))
+	}
+	start := m.opts.Clock()
+	stopped, err := in.run(ctx, inputs, outputs)
+	took := m.opts.Clock().Sub(start)
+	m.free <- in
+	if stopped {
+		// A stopped run's time says nothing of how long a run takes.
+		if m.terminated != nil {
+			m.terminated.Inc()
+		}
+		return nil, fmt.Errorf("model %q: the run was stopped, as no request of its batch still waited for it: %w", m.opts.Name, err)
+	}
+	if err == nil {
+		m.service.Observe(took)
+	}
 	if m.inferTime != nil {
-		m.inferTime.UpdateDuration(start)
+		m.inferTime.Update(took.Seconds())
 		m.batchSize.Update(float64(total))
 	}
 	if err != nil {
@@ -457,8 +532,9 @@ func (m *TensorModel) Close() {
 }
 
 func (m *TensorModel) destroySessions() {
-	for _, s := range m.sessions {
-		s.Destroy()
+	for _, in := range m.instances {
+		in.destroy()
 	}
-	m.sessions = nil
+	m.instances = nil
 }
+

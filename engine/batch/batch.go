@@ -6,6 +6,10 @@
 // Unlike Triton, a worker waits only while recent batches were larger than
 // what is queued now: a lone client gets no added delay, and after a burst
 // the wait fades out within a few dozen batches.
+//
+// A running batch gets a context that ends once every request in it has
+// ended (its deadline passed or its caller left): only then does no one
+// want the result, so only then may the runner stop the work.
 package batch
 
 import (
@@ -34,8 +38,10 @@ type Options struct {
 	MaxQueueSize int
 }
 
-// Runner runs one batch and returns one result per value, in order.
-type Runner[T, R any] func(values []T) ([]R, error)
+// Runner runs one batch and returns one result per value, in order. ctx
+// ends when the context of every value's Submit has ended; a runner may
+// then stop early and return an error.
+type Runner[T, R any] func(ctx context.Context, values []T) ([]R, error)
 
 const (
 	stateQueued int32 = iota
@@ -102,7 +108,10 @@ func (q *Queue[T, R]) Len() int {
 
 // Submit queues value (rows rows; only values with equal keys share a batch)
 // and waits for its result. If ctx ends while the value is still queued it
-// is never run and Submit returns an error wrapping ErrExpired.
+// is never run and Submit returns an error wrapping ErrExpired. Once its
+// batch runs, Submit waits for the batch to end even if ctx ends, as the
+// runner may still be reading value; the runner's context ends when every
+// request of the batch has.
 func (q *Queue[T, R]) Submit(ctx context.Context, key string, rows int, value T) (R, error) {
 	var zero R
 	it := &item[T, R]{key: key, rows: rows, value: value, ctx: ctx, enqueued: time.Now(), done: make(chan struct{})}
@@ -169,10 +178,14 @@ func (q *Queue[T, R]) work() {
 			return
 		}
 		values := make([]T, len(batch))
+		ctxs := make([]context.Context, len(batch))
 		for i, it := range batch {
 			values[i] = it.value
+			ctxs[i] = it.ctx
 		}
-		results, err := q.safeRun(values)
+		wanted := newWanted(ctxs)
+		results, err := q.safeRun(wanted.ctx, values)
+		wanted.stop()
 		for i, it := range batch {
 			var r R
 			if err == nil {
@@ -185,13 +198,13 @@ func (q *Queue[T, R]) work() {
 
 // safeRun turns a panic in the runner into an error for the batch, so one
 // bad batch cannot take the daemon down with it.
-func (q *Queue[T, R]) safeRun(values []T) (results []R, err error) {
+func (q *Queue[T, R]) safeRun(ctx context.Context, values []T) (results []R, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("batch runner panicked: %v", p)
 		}
 	}()
-	results, err = q.run(values)
+	results, err = q.run(ctx, values)
 	if err == nil && len(results) != len(values) {
 		err = fmt.Errorf("batch runner returned %d results for %d requests", len(results), len(values))
 	}
@@ -298,4 +311,40 @@ func (q *Queue[T, R]) dropExpiredLocked() {
 	}
 	clear(q.items[len(keep):])
 	q.items = keep
+}
+
+// ErrUnwanted is the cause of a running batch's context once every request
+// in it has ended.
+var ErrUnwanted = errors.New("every request of the batch has ended")
+
+// wanted is a running batch's context: it ends when the last of the
+// requests' contexts ends.
+type wanted struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	left   atomic.Int32 // requests whose context has not ended
+	stops  []func() bool
+}
+
+func newWanted(ctxs []context.Context) *wanted {
+	w := &wanted{}
+	w.ctx, w.cancel = context.WithCancelCause(context.Background())
+	w.left.Store(int32(len(ctxs)))
+	for _, c := range ctxs {
+		w.stops = append(w.stops, context.AfterFunc(c, func() {
+			if w.left.Add(-1) == 0 {
+				w.cancel(ErrUnwanted)
+			}
+		}))
+	}
+	return w
+}
+
+// stop releases the callbacks on the requests' contexts once the batch
+// has run.
+func (w *wanted) stop() {
+	for _, s := range w.stops {
+		s()
+	}
+	w.cancel(nil)
 }

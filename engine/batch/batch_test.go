@@ -15,7 +15,7 @@ func TestBatchesFormAndResultsReturnInOrder(t *testing.T) {
 	gate := make(chan struct{})
 	var received atomic.Int32
 	q := New(Options{MaxBatchSize: 8, MaxQueueDelay: 50 * time.Millisecond, MaxQueueSize: 100}, 1,
-		func(v []int) ([]int, error) {
+		func(_ context.Context, v []int) ([]int, error) {
 			received.Add(int32(len(v)))
 			<-gate
 			mu.Lock()
@@ -58,7 +58,7 @@ func TestBatchesFormAndResultsReturnInOrder(t *testing.T) {
 
 func TestKeysDoNotMix(t *testing.T) {
 	q := New(Options{MaxBatchSize: 8, MaxQueueDelay: 20 * time.Millisecond, MaxQueueSize: 100}, 1,
-		func(v []string) ([]string, error) {
+		func(_ context.Context, v []string) ([]string, error) {
 			for _, x := range v {
 				if x != v[0] {
 					return nil, errors.New("mixed keys in one batch")
@@ -84,7 +84,7 @@ func TestKeysDoNotMix(t *testing.T) {
 func TestFullQueueRefuses(t *testing.T) {
 	block := make(chan struct{})
 	running := make(chan struct{}, 1)
-	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 2}, 1, func(v []int) ([]int, error) {
+	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 2}, 1, func(_ context.Context, v []int) ([]int, error) {
 		running <- struct{}{}
 		<-block
 		return v, nil
@@ -110,7 +110,7 @@ func TestExpiredRequestIsNeverRun(t *testing.T) {
 	block := make(chan struct{})
 	running := make(chan struct{}, 1)
 	var ran atomic.Int32
-	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 10}, 1, func(v []int) ([]int, error) {
+	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 10}, 1, func(_ context.Context, v []int) ([]int, error) {
 		if v[0] == 2 {
 			ran.Add(1)
 		}
@@ -135,7 +135,7 @@ func TestExpiredRequestIsNeverRun(t *testing.T) {
 
 func TestCloseDrainsAndRefuses(t *testing.T) {
 	q := New(Options{MaxBatchSize: 4, MaxQueueDelay: time.Hour, MaxQueueSize: 10}, 2,
-		func(v []int) ([]int, error) { return v, nil })
+		func(_ context.Context, v []int) ([]int, error) { return v, nil })
 	// A full batch first, so that smaller ones wait for company.
 	if _, err := q.Submit(context.Background(), "", 4, 0); err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestCloseDrainsAndRefuses(t *testing.T) {
 }
 
 func TestRunnerPanicBecomesError(t *testing.T) {
-	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 1}, 1, func(v []int) ([]int, error) { panic("boom") })
+	q := New(Options{MaxBatchSize: 1, MaxQueueSize: 1}, 1, func(_ context.Context, v []int) ([]int, error) { panic("boom") })
 	defer q.Close()
 	if _, err := q.Submit(context.Background(), "", 1, 1); err == nil {
 		t.Fatal("want an error from a panicking runner")
@@ -172,11 +172,113 @@ func TestRunnerPanicBecomesError(t *testing.T) {
 // queued and no larger batch before, its request is dispatched at once.
 func TestLoneRequestDoesNotWait(t *testing.T) {
 	q := New(Options{MaxBatchSize: 8, MaxQueueDelay: time.Hour, MaxQueueSize: 10}, 1,
-		func(v []int) ([]int, error) { return v, nil })
+		func(_ context.Context, v []int) ([]int, error) { return v, nil })
 	defer q.Close()
 	for i := range 3 {
 		if got, err := q.Submit(context.Background(), "", 1, i); err != nil || got != i {
 			t.Fatalf("got %d, %v", got, err)
 		}
+	}
+}
+
+// TestBatchContextEndsWithItsLastRequest checks the context a running
+// batch gets: it stays live while any of its requests' contexts is, and
+// ends, with ErrUnwanted as its cause, once the last one has.
+func TestBatchContextEndsWithItsLastRequest(t *testing.T) {
+	a, cancelA := context.WithCancel(context.Background())
+	b, cancelB := context.WithCancel(context.Background())
+	defer cancelA()
+	defer cancelB()
+	w := newWanted([]context.Context{a, b, context.Background()})
+	defer w.stop()
+	// Background never ends: it counts as a request that still wants
+	// the result, so this batch's context never ends on its own.
+	cancelA()
+	cancelB()
+	waitUntil(t, "both callbacks", func() bool { return w.left.Load() == 1 })
+	if err := w.ctx.Err(); err != nil {
+		t.Fatalf("the batch context ended with a request still waiting: %v", err)
+	}
+
+	c, cancelC := context.WithCancel(context.Background())
+	d, cancelD := context.WithCancel(context.Background())
+	defer cancelD()
+	w2 := newWanted([]context.Context{c, d})
+	defer w2.stop()
+	cancelC()
+	waitUntil(t, "the first callback", func() bool { return w2.left.Load() == 1 })
+	if err := w2.ctx.Err(); err != nil {
+		t.Fatalf("the batch context ended with one of two requests left: %v", err)
+	}
+	cancelD()
+	select {
+	case <-w2.ctx.Done():
+	case <-time.After(time.Minute):
+		t.Fatal("the batch context did not end after its last request")
+	}
+	if cause := context.Cause(w2.ctx); !errors.Is(cause, ErrUnwanted) {
+		t.Errorf("cause %v, want ErrUnwanted", cause)
+	}
+}
+
+// TestRunnerSeesRequestsEnd runs a batch of two requests whose runner
+// waits for its context: it ends only when both callers' deadlines have
+// passed, and both get the runner's error.
+func TestRunnerSeesRequestsEnd(t *testing.T) {
+	started := make(chan struct{})
+	q := New(Options{MaxBatchSize: 2, MaxQueueDelay: time.Hour, MaxQueueSize: 10}, 1,
+		func(ctx context.Context, v []int) ([]int, error) {
+			if v[0] < 0 {
+				return v, nil
+			}
+			close(started)
+			<-ctx.Done()
+			return nil, context.Cause(ctx)
+		})
+	defer q.Close()
+	// A batch of two rows first, so that the queue waits for a second
+	// request before running the next batch.
+	if _, err := q.Submit(context.Background(), "k", 2, -1); err != nil {
+		t.Fatal(err)
+	}
+	ctxs := make([]context.CancelFunc, 2)
+	errs := make(chan error, 2)
+	for i := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		ctxs[i] = cancel
+		go func() {
+			_, err := q.Submit(ctx, "k", 1, i)
+			errs <- err
+		}()
+	}
+	select {
+	case <-started:
+	case <-time.After(time.Minute):
+		t.Fatal("the batch did not start")
+	}
+	for _, cancel := range ctxs {
+		cancel()
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrUnwanted) {
+				t.Errorf("err %v, want the runner's ErrUnwanted", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("Submit did not return after its batch was stopped")
+		}
+	}
+}
+
+// waitUntil polls cond for up to a minute.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited a minute for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

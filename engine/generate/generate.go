@@ -66,13 +66,16 @@ type Result struct {
 
 // Generate tokenizes req.Prompt, generates and returns the text. emit, if
 // not nil, receives the text as it is ready; the chunks joined equal
-// Result.Text. An error from emit stops the generation and is returned, as
-// is ctx's error once ctx ends. Bad parameters, a prompt too long for the
-// context and ids the model does not know give errors wrapping
-// engine.ErrInvalidInput; a full queue a *engine.LimitError (wrapping
-// engine.ErrQueueFull); a ctx that ends while waiting for a sequence slot
-// a *engine.DeadlineError (wrapping engine.ErrExpired and ctx's cause); a
-// closed model engine.ErrClosed.
+// Result.Text. An error from emit stops the generation and is returned.
+// Bad parameters, a prompt too long for the context and ids the model does
+// not know give errors wrapping engine.ErrInvalidInput; a full queue a
+// *engine.LimitError (wrapping engine.ErrQueueFull); a generation that by
+// the measured service time would end after ctx's deadline an
+// *engine.AdmissionError, at once; a ctx that ends while waiting for a
+// sequence slot a *engine.DeadlineError (wrapping engine.ErrExpired and
+// ctx's cause), and one that ends while generating a *engine.DeadlineError
+// with Ran (wrapping engine.ErrStopped and ctx's cause), the sequence
+// stopping at its next token; a closed model engine.ErrClosed.
 func (m *Model) Generate(ctx context.Context, req Request, emit func(Chunk) error) (Result, error) {
 	if err := req.validate(); err != nil {
 		return Result{}, err
@@ -165,7 +168,7 @@ func (r *Request) validate() error {
 // id to onToken until it asks to stop, the lane ends the sequence or ctx
 // ends.
 func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id int) (stop bool, err error)) (Result, error) {
-	start := time.Now()
+	start := m.opts.Clock()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -214,9 +217,13 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 		alone:   req.Seed != nil,
 		notify:  make(chan struct{}, 1),
 	}
+	if err := m.checkDeadline(ctx, maxNew); err != nil {
+		return Result{}, err
+	}
 	if err := m.admit(ctx); err != nil {
 		return Result{}, err
 	}
+	admitted := m.opts.Clock()
 	if m.met.prompt != nil {
 		m.met.prompt.Add(len(ids))
 	}
@@ -241,18 +248,21 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 		case <-s.notify:
 		case <-ctx.Done():
 			s.cancelled.Store(true)
-			return res, ctx.Err()
+			return res, m.ended(ctx)
 		}
 		var done bool
 		var finish string
 		var err error
 		buf, done, finish, err = s.take(buf)
 		for _, id := range buf {
-			now := time.Now()
+			now := m.opts.Clock()
 			if res.CompletionTokens == 0 {
 				res.TimeToFirstToken = now.Sub(start)
 				observe(m.met.ttft, res.TimeToFirstToken)
 			} else {
+				// Tokens taken together measure one gap and then none:
+				// the average is still the time a token takes.
+				m.token.Observe(now.Sub(last))
 				observe(m.met.itl, now.Sub(last))
 			}
 			last = now
@@ -264,24 +274,74 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 			if err != nil || stop {
 				s.cancelled.Store(true)
 				res.FinishReason = "stop"
+				switch {
+				case err == nil:
+					m.whole.Observe(m.opts.Clock().Sub(admitted))
+				case ctx.Err() != nil && errors.Is(err, context.Cause(ctx)):
+					// emit gave up because ctx ended.
+					res.FinishReason = ""
+					err = m.ended(ctx)
+				}
 				return res, err
 			}
 			if ctx.Err() != nil {
 				s.cancelled.Store(true)
-				return res, ctx.Err()
+				return res, m.ended(ctx)
 			}
 		}
 		if done {
 			if err != nil {
 				if errors.Is(err, errCancelled) && ctx.Err() != nil {
-					return res, ctx.Err()
+					return res, m.ended(ctx)
 				}
 				return res, err
 			}
+			m.whole.Observe(m.opts.Clock().Sub(admitted))
 			res.FinishReason = finish
 			return res, nil
 		}
 	}
+}
+
+// ended is the error of a generation whose ctx ended while it ran.
+func (m *Model) ended(ctx context.Context) error {
+	return &engine.DeadlineError{Model: m.opts.Name, Cause: context.Cause(ctx), Ran: true}
+}
+
+// checkDeadline refuses a generation that, by the model's measured
+// service time, would end after ctx's deadline. Its own time is the
+// shorter of maxNew tokens at the measured time per token and the measured
+// time of a whole generation (most end before max_tokens, at an
+// end-of-sequence token or a stop sequence). When every slot is taken, the
+// generations waiting ahead count in whole rounds of max_sequences, rounded
+// down, each a whole generation long; what running sequences still need
+// is left out. So the estimate leans low, and before MinSamples tokens and
+// generations are measured nothing is refused.
+func (m *Model) checkDeadline(ctx context.Context, maxNew int) error {
+	if _, ok := ctx.Deadline(); !ok {
+		return nil
+	}
+	token, ok := m.token.Estimate()
+	if !ok {
+		return nil
+	}
+	whole, ok := m.whole.Estimate()
+	if !ok {
+		return nil
+	}
+	own := min(whole, time.Duration(maxNew)*token)
+	var wait time.Duration
+	if len(m.slots) == cap(m.slots) {
+		m.mu.Lock()
+		waiting := m.waiting
+		m.mu.Unlock()
+		wait = time.Duration(waiting/m.opts.MaxSequences) * whole
+	}
+	err := engine.CheckDeadline(ctx, m.opts.Name, wait, own)
+	if err != nil && m.met.refused != nil {
+		m.met.refused.Inc()
+	}
+	return err
 }
 
 // admit takes a sequence slot, waiting in the bounded queue if all are

@@ -208,6 +208,12 @@ func (l *lane) prefill(s *seq) bool {
 	var past []ort.Value
 	pastLen := 0
 	for done := 0; done < len(s.ids); {
+		if done > 0 && s.cancelled.Load() {
+			// A long prompt is not read on for a caller that gave up.
+			destroyAll(past)
+			l.finish(s, "", errCancelled)
+			return false
+		}
 		end := min(done+chunk, len(s.ids))
 		out, err := l.runModel([][]int{s.ids[done:end]}, [][]int{positions(done, end)}, past, pastLen, []int{0}, nil)
 		destroyAll(past)

@@ -59,6 +59,10 @@ type Options struct {
 	ChatTemplate string
 	// Metrics receives the model's series; nil keeps them unexported.
 	Metrics *metrics.Set
+	// Clock times the tokens and generations the model's service time is
+	// measured from; nil is time.Now. Tests give a fake one, so that the
+	// admission that follows from the measurements is deterministic.
+	Clock func() time.Time
 }
 
 // Model is a loaded decoder. It is safe for concurrent use.
@@ -83,6 +87,10 @@ type Model struct {
 	closeOne sync.Once
 
 	met modelMetrics
+	// token is the time between two tokens of a sequence and whole the
+	// time of a generation that ran to its end, from its slot on: what
+	// deadline-aware admission estimates from.
+	token, whole engine.ServiceTime
 	// prefillChunk is the most prompt tokens fed in one step,
 	// defaultPrefillChunk; a field rather than the constant so that tests
 	// can prefill the tiny test models' short prompts in several chunks.
@@ -127,6 +135,9 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 		opts.Name = filepath.Base(opts.Dir)
 	}
 	opts.Instances = max(opts.Instances, 1)
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
 	if opts.MaxSequences <= 0 {
 		opts.MaxSequences = 8
 	}
@@ -411,6 +422,7 @@ func (m *Model) destroySessions() {
 // modelMetrics are the model's series; all nil without a metrics set.
 type modelMetrics struct {
 	generated, prompt *metrics.Counter
+	refused           *metrics.Counter // by deadline-aware admission
 	ttft, itl, batch  *metrics.PrometheusHistogram
 }
 
@@ -431,6 +443,7 @@ func newModelMetrics(set *metrics.Set, name string, m *Model) modelMetrics {
 	return modelMetrics{
 		generated: set.NewCounter("aiassist_generated_tokens_total" + label),
 		prompt:    set.NewCounter("aiassist_prompt_tokens_total" + label),
+		refused:   set.NewCounter(`aiassist_admission_refused_total{model=` + strconv.Quote(name) + `,reason="deadline"}`),
 		ttft:      set.NewPrometheusHistogramExt("aiassist_time_to_first_token_seconds"+label, tokenLatencyBuckets),
 		itl:       set.NewPrometheusHistogramExt("aiassist_inter_token_latency_seconds"+label, tokenLatencyBuckets),
 		batch:     set.NewPrometheusHistogramExt("aiassist_generation_batch_size"+label, []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}),

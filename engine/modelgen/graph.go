@@ -141,6 +141,11 @@ func AttrTensor(name string, t *onnxpb.TensorProto) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_TENSOR.Enum(), T: t}
 }
 
+// AttrGraph returns a GRAPH attribute, as taken by Loop's body.
+func AttrGraph(name string, g *Graph) *onnxpb.AttributeProto {
+	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_GRAPH.Enum(), G: g.g}
+}
+
 // Graph builds an ONNX graph node by node. Nodes must be added in
 // topological order, which ONNX requires of a serialized graph anyway.
 type Graph struct {

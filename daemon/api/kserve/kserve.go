@@ -5,7 +5,6 @@
 package kserve
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -124,7 +123,10 @@ func (c inferCall) Serve(r *route.Request) (route.Stream, error) {
 	if err := checkOutputs(c.m, req.Outputs); err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(context.Background(), r.State.RequestTimeout)
+	rctx, cancel, err := route.Deadline(r)
+	if err != nil {
+		return nil, err
+	}
 	defer cancel()
 	outs, err := c.m.Infer(rctx, req.Inputs, req.Outputs)
 	if err != nil {

@@ -8,8 +8,10 @@ package openai
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -85,18 +87,27 @@ type textCall struct {
 // Serve runs the generation: answered at once, or started and handed to
 // the server as a stream.
 func (c *textCall) Serve(r *route.Request) (route.Stream, error) {
-	st := r.State
+	ctx, cancel, err := route.Deadline(r)
+	if err != nil {
+		return nil, err
+	}
+	// The client may leave while its answer is made; then the work stops
+	// at its next token.
+	ctx, leave := context.WithCancelCause(ctx)
+	stopAll := func() { leave(nil); cancel() }
 	p := c.req.Params
 	p.Prompt = c.req.Prompt
 	if c.req.Messages != nil {
 		var err error
 		if p.Prompt, err = c.m.ApplyChatTemplate(c.req.Messages, true); err != nil {
+			stopAll()
 			return nil, err
 		}
 	}
 	if n := c.m.ContextLength(); c.req.ExplicitMaxTokens && p.MaxTokens > n {
 		// As OpenAI and vLLM answer: silently generating less than asked
 		// hides the mistake.
+		stopAll()
 		return nil, route.ParamError("max_tokens", fmt.Sprintf("max_tokens is %d, but model %s has a context of %d tokens (prompt and completion together); ask for at most %d", p.MaxTokens, route.Quote(r.Model), n, n-1))
 	}
 	if p.MaxTokens == 0 {
@@ -107,32 +118,36 @@ func (c *textCall) Serve(r *route.Request) (route.Stream, error) {
 	log := &genLog{r: r, prompt: p.Prompt}
 
 	if !c.req.Stream {
-		gctx, cancel := context.WithTimeout(context.Background(), st.RequestTimeout)
-		defer cancel()
-		res, err := c.m.Generate(gctx, p, nil)
+		defer stopAll()
+		stop := watchHangup(r.Ctx.Conn(), hangupEvery, func() { leave(route.ErrClientGone) })
+		res, err := c.m.Generate(ctx, p, nil)
+		stop()
 		log.result(res, res.Text)
 		if err != nil {
-			return nil, err
+			return nil, gone(r, err)
 		}
 		return nil, route.WriteJSON(r.Ctx, 200, c.d.response(a, res))
 	}
 
-	g := startGeneration(c.m, p, st.RequestTimeout)
+	g := startGeneration(ctx, stopAll, c.m, p)
 	// Wait for the first text, so that a request refused by the model (a
 	// prompt too long, a full queue) gets its HTTP status rather than an
-	// error inside a 200 stream.
+	// error inside a 200 stream. Until the stream writes, only the
+	// connection says whether the client is still there.
+	stop := watchHangup(r.Ctx.Conn(), hangupEvery, func() { leave(route.ErrClientGone) })
 	first, ok := <-g.chunks
+	stop()
 	if !ok && g.err != nil {
 		g.cancel()
 		log.result(g.res, "")
-		return nil, g.err
+		return nil, gone(r, g.err)
 	}
-	ctx := r.Ctx
-	ctx.SetStatusCode(200)
-	ctx.SetContentType("text/event-stream")
-	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	rc := r.Ctx
+	rc.SetStatusCode(200)
+	rc.SetContentType("text/event-stream")
+	rc.Response.Header.Set("Cache-Control", "no-cache")
 	// Proxies such as nginx would otherwise hold the chunks back.
-	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	rc.Response.Header.Set("X-Accel-Buffering", "no")
 	return &textStream{r: r, d: c.d, a: a, g: g, first: first, hasFirst: ok, log: log}, nil
 }
 
@@ -196,8 +211,8 @@ type generation struct {
 	cancel context.CancelFunc
 }
 
-func startGeneration(m *generate.Model, p generate.Request, timeout time.Duration) *generation {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+// startGeneration runs the generation under ctx; cancel ends ctx.
+func startGeneration(ctx context.Context, cancel context.CancelFunc, m *generate.Model, p generate.Request) *generation {
 	g := &generation{chunks: make(chan string, streamBuffer), cancel: cancel}
 	go func() {
 		defer close(g.chunks)
@@ -211,18 +226,29 @@ func startGeneration(m *generate.Model, p generate.Request, timeout time.Duratio
 		g.res, g.err = m.Generate(ctx, p, func(ch generate.Chunk) error {
 			// The lane decodes ahead of a slow stream: once the
 			// deadline has passed, what it made is not sent.
-			if err := ctx.Err(); err != nil {
-				return err
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
 			}
 			select {
 			case g.chunks <- ch.Text:
 				return nil
 			case <-ctx.Done():
-				return ctx.Err()
+				return context.Cause(ctx)
 			}
 		})
 	}()
 	return g
+}
+
+// gone answers nothing to a client that left: fasthttp is told to close
+// the connection without writing the response, which the access log and
+// the metrics still record, as 499 client_disconnected.
+func gone(r *route.Request, err error) error {
+	if errors.Is(err, route.ErrClientGone) {
+		r.Ctx.HijackSetNoResponse(true)
+		r.Ctx.Hijack(func(net.Conn) {})
+	}
+	return err
 }
 
 // genLog puts what a generation did into the request's access log line.

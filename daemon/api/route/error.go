@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -13,6 +14,11 @@ import (
 	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/engine"
 )
+
+// StatusClientClosed is nginx's 499: the client closed the connection
+// before the answer was ready. It is never sent; the access log and the
+// metrics record it.
+const StatusClientClosed = 499
 
 // Error is the one error type that carries an HTTP status. Routes return
 // it; everything else is mapped by ErrorFrom at the edge.
@@ -86,12 +92,26 @@ func ModelNotFound(name, seeElse string) *Error {
 // change, so the message does too.
 func ErrorFrom(err error, st *State) *Error {
 	var (
-		e        *Error
-		limit    *engine.LimitError
-		deadline *engine.DeadlineError
+		e         *Error
+		limit     *engine.LimitError
+		deadline  *engine.DeadlineError
+		admission *engine.AdmissionError
 	)
+	// The deadline a message names: the request's own, if its cause
+	// says, else the server's.
+	timeout := &Timeout{Setting: "server.request_timeout", Timeout: st.RequestTimeout}
+	errors.As(err, &timeout)
 	switch {
 	case errors.As(err, &e):
+		return e
+	case errors.Is(err, ErrClientGone):
+		// Nobody reads this answer; the access log and metrics do.
+		return NewError(StatusClientClosed, "client_error", "client_disconnected", "the client closed the connection before the answer was ready")
+	case errors.As(err, &admission):
+		e := NewError(fasthttp.StatusServiceUnavailable, "overloaded_error", "deadline",
+			clip(admission.Error(), maxMessage)+"; retry later, ask for a longer deadline ("+TimeoutHeader+"), or add instances of the model")
+		// About when the work ahead has gone down by what was missing.
+		e.RetryAfter = max(1, int(math.Ceil((admission.Estimated - admission.Deadline).Seconds())))
 		return e
 	case errors.As(err, &limit):
 		e := NewError(fasthttp.StatusServiceUnavailable, "overloaded_error", "queue_full",
@@ -102,16 +122,20 @@ func ErrorFrom(err error, st *State) *Error {
 		e := NewError(fasthttp.StatusServiceUnavailable, "overloaded_error", "queue_full", "the model's queue is full; retry later")
 		e.RetryAfter = 1
 		return e
-	case errors.As(err, &deadline):
+	case errors.As(err, &deadline) && deadline.Ran:
 		return NewError(fasthttp.StatusGatewayTimeout, "timeout_error", "deadline_exceeded", fmt.Sprintf(
-			"the request waited in the queue of model %q past its deadline (server.request_timeout %s) and was not run; retry later, or raise server.request_timeout or the model's instances",
-			deadline.Model, st.RequestTimeout))
+			"model %q did not finish the request within %s (%s) and stopped it; ask for less (fewer max_tokens), or %s",
+			deadline.Model, timeout.Setting, timeout.Timeout, timeout.remedy()))
+	case deadline != nil:
+		return NewError(fasthttp.StatusGatewayTimeout, "timeout_error", "deadline_exceeded", fmt.Sprintf(
+			"the request waited in the queue of model %q past its deadline (%s) and was not run; retry later, or %s or the model's instances",
+			deadline.Model, timeout.setting(), timeout.remedy()))
 	case errors.Is(err, engine.ErrExpired):
 		return NewError(fasthttp.StatusGatewayTimeout, "timeout_error", "deadline_exceeded", fmt.Sprintf(
-			"the request waited in the queue past its deadline (server.request_timeout %s) and was not run; retry later or raise server.request_timeout", st.RequestTimeout))
+			"the request waited in the queue past its deadline (%s) and was not run; retry later or %s", timeout.setting(), timeout.remedy()))
 	case errors.Is(err, context.DeadlineExceeded):
 		return NewError(fasthttp.StatusGatewayTimeout, "timeout_error", "deadline_exceeded", fmt.Sprintf(
-			"the request did not finish within server.request_timeout (%s); ask for less (fewer max_tokens) or raise server.request_timeout", st.RequestTimeout))
+			"the request did not finish within %s (%s); ask for less (fewer max_tokens) or %s", timeout.Setting, timeout.Timeout, timeout.remedy()))
 	case errors.Is(err, engine.ErrClosed):
 		e := NewError(fasthttp.StatusServiceUnavailable, "overloaded_error", "model_unavailable", "the model is being unloaded by a reload; retry")
 		e.RetryAfter = 1
