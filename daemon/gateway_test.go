@@ -393,6 +393,11 @@ func TestOpenAIClientWithKey(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "data: [DONE]") || !strings.Contains(body, `"usage":{"prompt_tokens"`) {
 		t.Errorf("stream: %d %s", code, body)
 	}
+	// Usage is counted per key, by its config name.
+	m := f.p.metrics(f.port)
+	if m[`aiassist_request_tokens_total{model="llama",key="team-a",issuer="",direction="out"}`] < 4 || m[`aiassist_request_tokens_total{model="llama",key="team-a",issuer="",direction="in"}`] < 1 {
+		t.Errorf("usage of team-a not counted: %v", m)
+	}
 	// Another key's model is refused by name, the key's list unsaid.
 	code, body = sdk("POST", "/completions", `{"model":"nope","prompt":"Hi"}`)
 	if code != 403 && code != 404 {

@@ -169,6 +169,14 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 	if cfg.Metrics.Enabled {
 		st.api.MetricsPath = cfg.Metrics.Path
 	}
+	for name, m := range cfg.Models {
+		if m.RequestTimeout > 0 {
+			if st.api.ModelTimeouts == nil {
+				st.api.ModelTimeouts = map[string]time.Duration{}
+			}
+			st.api.ModelTimeouts[name] = m.RequestTimeout
+		}
+	}
 	for name, lm := range st.models {
 		if lm.gen != nil {
 			st.api.Generators[name] = lm.gen

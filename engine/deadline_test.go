@@ -99,8 +99,8 @@ func TestRunStoppedAtDeadline(t *testing.T) {
 	if !errors.As(err, &dl) || !dl.Ran || dl.Model != "spin" || !errors.Is(err, ErrStopped) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrExpired) {
 		t.Fatalf("err = %v, want a DeadlineError with Ran wrapping ErrStopped and DeadlineExceeded", err)
 	}
-	if got := series(set, `aiassist_inference_terminated_total{model="spin"}`); got != "1" {
-		t.Errorf("aiassist_inference_terminated_total = %q, want 1", got)
+	if got := series(set, `aiassist_model_runs_terminated_total{model="spin"}`); got != "1" {
+		t.Errorf("aiassist_model_runs_terminated_total = %q, want 1", got)
 	}
 	// The stopped run's options are reset: the next run goes through.
 	out, err := inferWithin(t, m, context.Background(), spinInput([4]float32{5, 6, 7, 8}, 3))
@@ -110,8 +110,8 @@ func TestRunStoppedAtDeadline(t *testing.T) {
 	if got := bytesF32(out[0].Data); !slices.Equal(got, []float32{5, 6, 7, 8}) {
 		t.Errorf("output %v, want the input back", got)
 	}
-	if got := series(set, `aiassist_inference_terminated_total{model="spin"}`); got != "1" {
-		t.Errorf("aiassist_inference_terminated_total = %q after a run that finished, want 1", got)
+	if got := series(set, `aiassist_model_runs_terminated_total{model="spin"}`); got != "1" {
+		t.Errorf("aiassist_model_runs_terminated_total = %q after a run that finished, want 1", got)
 	}
 }
 
@@ -164,8 +164,8 @@ func TestBatchRunsOnForOthers(t *testing.T) {
 	if !errors.As(errLeaving, &dl) || !dl.Ran || !errors.Is(errLeaving, context.Canceled) {
 		t.Errorf("the request that left: %v, want a DeadlineError with Ran", errLeaving)
 	}
-	if got := series(set, `aiassist_inference_terminated_total{model="spin"}`); got != "0" {
-		t.Errorf("aiassist_inference_terminated_total = %q, want 0: a request still waited", got)
+	if got := series(set, `aiassist_model_runs_terminated_total{model="spin"}`); got != "0" {
+		t.Errorf("aiassist_model_runs_terminated_total = %q, want 0: a request still waited", got)
 	}
 }
 
@@ -226,8 +226,8 @@ func TestAdmissionByDeadline(t *testing.T) {
 	if msg := err.Error(); msg != `model "spin" would take about 1s to answer, more than the `+roundDuration(ae.Deadline).String()+` left before the request's deadline` {
 		t.Errorf("message %q", msg)
 	}
-	if got := series(set, `aiassist_admission_refused_total{model="spin",reason="deadline"}`); got != "1" {
-		t.Errorf("aiassist_admission_refused_total = %q, want 1", got)
+	if got := series(set, `aiassist_model_admission_refused_total{model="spin",reason="deadline"}`); got != "1" {
+		t.Errorf("aiassist_model_admission_refused_total = %q, want 1", got)
 	}
 	long, cancelLong := context.WithTimeout(context.Background(), time.Minute)
 	defer cancelLong()

@@ -164,8 +164,8 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 		set.NewGauge("aiassist_queue_depth"+label, func() float64 { return float64(m.queue.Len()) })
 		set.NewGauge("aiassist_model_instances"+label, func() float64 { return float64(opts.Instances) })
 		set.NewGauge("aiassist_model_load_seconds"+label, func() float64 { return loaded })
-		m.terminated = set.NewCounter("aiassist_inference_terminated_total" + label)
-		m.refused = set.NewCounter(`aiassist_admission_refused_total{model=` + strconv.Quote(opts.Name) + `,reason="deadline"}`)
+		m.terminated = set.NewCounter("aiassist_model_runs_terminated_total" + label)
+		m.refused = set.NewCounter(`aiassist_model_admission_refused_total{model=` + strconv.Quote(opts.Name) + `,reason="deadline"}`)
 	}
 	return m, nil
 }

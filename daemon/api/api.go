@@ -353,6 +353,7 @@ func (s *Server) logPanic(r *route.Request, p any) {
 func (s *Server) finish(r *route.Request, e observe.Entry) {
 	if n := r.TokensIn + r.TokensOut; n > 0 {
 		r.Ticket.Charge(n)
+		s.countUsage(r)
 	}
 	e.TokensIn, e.TokensOut = r.TokensIn, r.TokensOut
 	r.Ticket.Release()
@@ -366,6 +367,28 @@ func (s *Server) finish(r *route.Request, e observe.Entry) {
 			e.Auth, e.Principal, e.Key, e.KeyID, e.Issuer = p.Kind, p.Name, p.KeyName, p.KeyID, p.Issuer
 		}
 		s.access.Log(e)
+	}
+}
+
+// countUsage adds a generation's tokens to the usage series of its model
+// and principal: an API key by its config name, JWT principals together
+// per issuer, so the labels stay bounded by the config.
+func (s *Server) countUsage(r *route.Request) {
+	who := `key="",issuer=""`
+	if p := r.Principal; p != nil {
+		switch {
+		case p.KeyName != "":
+			who = `key=` + strconv.Quote(p.KeyName) + `,issuer=""`
+		case p.Kind != gate.KindAnonymous:
+			who = `key="",issuer=` + strconv.Quote(p.Issuer)
+		}
+	}
+	labels := `model=` + strconv.Quote(r.Model) + `,` + who
+	if r.TokensIn > 0 {
+		s.opts.Metrics.GetOrCreateCounter(`aiassist_request_tokens_total{` + labels + `,direction="in"}`).Add(r.TokensIn)
+	}
+	if r.TokensOut > 0 {
+		s.opts.Metrics.GetOrCreateCounter(`aiassist_request_tokens_total{` + labels + `,direction="out"}`).Add(r.TokensOut)
 	}
 }
 

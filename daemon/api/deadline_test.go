@@ -191,8 +191,8 @@ func TestTensorDeadlineTerminatesRun(t *testing.T) {
 	ts := serve(t, spinState(t, set, nil), serverOptions{})
 	r := ts.do(t, "POST", "/v2/models/spin/infer", []byte(spinBody(1<<24)), map[string]string{"X-Request-Timeout": "200ms"})
 	checkError(t, r, 504, "timeout_error", "deadline_exceeded", `model "spin" did not finish the request within X-Request-Timeout (200ms) and stopped it; ask for less (fewer max_tokens), or ask for a longer X-Request-Timeout`)
-	if got := gauge(t, set, `aiassist_inference_terminated_total{model="spin"}`); got != 1 {
-		t.Errorf("aiassist_inference_terminated_total = %v, want 1", got)
+	if got := gauge(t, set, `aiassist_model_runs_terminated_total{model="spin"}`); got != 1 {
+		t.Errorf("aiassist_model_runs_terminated_total = %v, want 1", got)
 	}
 	resp := decodeResponse(t, ts.post(t, "/v2/models/spin/infer", spinBody(3)))
 	if got := f32s(t, resp.Outputs[0].Data); fmt.Sprint(got) != "[1 2 3 4]" {
@@ -232,8 +232,8 @@ func TestAdmissionRefusesOverHTTP(t *testing.T) {
 	if got := r.header.Get("Retry-After"); got != "1" {
 		t.Errorf("Retry-After %q, want 1", got)
 	}
-	if got := gauge(t, set, `aiassist_admission_refused_total{model="spin",reason="deadline"}`); got != 1 {
-		t.Errorf("aiassist_admission_refused_total = %v, want 1", got)
+	if got := gauge(t, set, `aiassist_model_admission_refused_total{model="spin",reason="deadline"}`); got != 1 {
+		t.Errorf("aiassist_model_admission_refused_total = %v, want 1", got)
 	}
 	if r := ts.post(t, "/v2/models/spin/infer", spinBody(1)); r.status != 200 {
 		t.Errorf("with the server's timeout: %d %s", r.status, r.body)

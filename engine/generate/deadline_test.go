@@ -132,7 +132,7 @@ func TestAdmissionByServiceTime(t *testing.T) {
 	}
 	var b bytes.Buffer
 	set.WritePrometheus(&b)
-	if want := `aiassist_admission_refused_total{model="tiny-llama",reason="deadline"} 3`; !strings.Contains(b.String(), want) {
+	if want := `aiassist_model_admission_refused_total{model="tiny-llama",reason="deadline"} 3`; !strings.Contains(b.String(), want) {
 		t.Errorf("no %s in\n%s", want, b.String())
 	}
 

@@ -443,7 +443,7 @@ func newModelMetrics(set *metrics.Set, name string, m *Model) modelMetrics {
 	return modelMetrics{
 		generated: set.NewCounter("aiassist_generated_tokens_total" + label),
 		prompt:    set.NewCounter("aiassist_prompt_tokens_total" + label),
-		refused:   set.NewCounter(`aiassist_admission_refused_total{model=` + strconv.Quote(name) + `,reason="deadline"}`),
+		refused:   set.NewCounter(`aiassist_model_admission_refused_total{model=` + strconv.Quote(name) + `,reason="deadline"}`),
 		ttft:      set.NewPrometheusHistogramExt("aiassist_time_to_first_token_seconds"+label, tokenLatencyBuckets),
 		itl:       set.NewPrometheusHistogramExt("aiassist_inter_token_latency_seconds"+label, tokenLatencyBuckets),
 		batch:     set.NewPrometheusHistogramExt("aiassist_generation_batch_size"+label, []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}),

@@ -48,6 +48,9 @@ func (t *Timeout) remedy() string {
 
 // serverTimeout is the most time a request of r's model may take.
 func serverTimeout(r *Request) *Timeout {
+	if d, ok := r.State.ModelTimeouts[r.Model]; ok && d > 0 {
+		return &Timeout{Setting: "models." + r.Model + ".request_timeout", Timeout: d}
+	}
 	return &Timeout{Setting: "server.request_timeout", Timeout: r.State.RequestTimeout}
 }
 

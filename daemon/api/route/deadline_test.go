@@ -135,3 +135,15 @@ func TestErrorFromDeadlines(t *testing.T) {
 		`model "m" would take about 3.5s to answer (3s of it waiting for the work queued ahead), more than the 1s left`, "X-Request-Timeout")
 	f(&engine.AdmissionError{Model: "m", Estimated: 2 * time.Millisecond, Deadline: time.Millisecond}, 503, "deadline", 1)
 }
+
+// TestModelTimeout: a model's own request_timeout replaces the server's,
+// and messages name the setting that gave it.
+func TestModelTimeout(t *testing.T) {
+	st := &State{RequestTimeout: 30 * time.Second, ModelTimeouts: map[string]time.Duration{"slow": 2 * time.Minute}}
+	if got := serverTimeout(&Request{State: st, Model: "slow"}); got.Timeout != 2*time.Minute || got.Setting != "models.slow.request_timeout" {
+		t.Errorf("slow: %+v", got)
+	}
+	if got := serverTimeout(&Request{State: st, Model: "other"}); got.Timeout != 30*time.Second || got.Setting != "server.request_timeout" {
+		t.Errorf("other: %+v", got)
+	}
+}

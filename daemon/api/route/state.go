@@ -28,6 +28,9 @@ type State struct {
 	// Prompts caps, redacts or seals them; nil when LogPrompts is off.
 	Prompts        *observe.Prompts
 	RequestTimeout time.Duration
+	// ModelTimeouts override RequestTimeout for the models that set
+	// their own request_timeout.
+	ModelTimeouts map[string]time.Duration
 	// MetricsPath is where metrics are served; "" turns them off.
 	MetricsPath string
 	AccessLog   bool
