@@ -134,4 +134,10 @@ models: {
 	if code, _, err := p.get(base + "/v2/health/ready"); err != nil || code != 200 {
 		t.Errorf("after the overload: %d %v", code, err)
 	}
+	m := p.metrics(port)
+	for _, model := range []string{"demo", "llama"} {
+		if m[`aiassist_model_queue_wait_seconds_count{model="`+model+`"}`] < 1 {
+			t.Errorf("no queue wait observed for %s", model)
+		}
+	}
 }

@@ -64,14 +64,16 @@ type TensorModel struct {
 	service    ServiceTime
 	batchSize  *metrics.PrometheusHistogram
 	inferTime  *metrics.PrometheusHistogram
-	terminated *metrics.Counter // runs ONNX Runtime was told to stop
-	refused    *metrics.Counter // requests refused by deadline-aware admission
+	queueWait  *metrics.PrometheusHistogram // from queueing to the run's start
+	terminated *metrics.Counter             // runs ONNX Runtime was told to stop
+	refused    *metrics.Counter             // requests refused by deadline-aware admission
 }
 
 type request struct {
 	inputs []Tensor // in model input order
 	rows   int64
 	ctx    context.Context
+	queued time.Time // when it entered the queue
 }
 
 // batchBuckets are powers of two; batch sizes are counts of rows.
@@ -161,6 +163,7 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 		label := `{model=` + strconv.Quote(opts.Name) + `}`
 		m.batchSize = set.NewPrometheusHistogramExt("aiassist_batch_size"+label, batchBuckets)
 		m.inferTime = set.NewPrometheusHistogramExt("aiassist_inference_duration_seconds"+label, inferenceBuckets)
+		m.queueWait = set.NewPrometheusHistogramExt("aiassist_model_queue_wait_seconds"+label, inferenceBuckets)
 		set.NewGauge("aiassist_queue_depth"+label, func() float64 { return float64(m.queue.Len()) })
 		set.NewGauge("aiassist_model_instances"+label, func() float64 { return float64(opts.Instances) })
 		set.NewGauge("aiassist_model_load_seconds"+label, func() float64 { return loaded })
@@ -235,7 +238,7 @@ func (m *TensorModel) Infer(ctx context.Context, inputs []Tensor, outputs []stri
 	if err := m.admit(ctx); err != nil {
 		return nil, err
 	}
-	req.ctx = ctx
+	req.ctx, req.queued = ctx, time.Now()
 	res, err := m.queue.Submit(ctx, key, int(req.rows), req)
 	if err != nil {
 		return nil, m.queueError(ctx, err)
@@ -385,8 +388,12 @@ func shapeString(shape []int64) string {
 // request of the batch wants the result any more, which stops the run.
 func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor, error) {
 	var total int64
+	now := time.Now()
 	for _, r := range reqs {
 		total += r.rows
+		if m.queueWait != nil && !r.queued.IsZero() {
+			m.queueWait.Update(now.Sub(r.queued).Seconds())
+		}
 	}
 	inputs := make([]ort.Value, len(m.inputs))
 	defer func() {
@@ -537,4 +544,3 @@ func (m *TensorModel) destroySessions() {
 	}
 	m.instances = nil
 }
-

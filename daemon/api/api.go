@@ -30,6 +30,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -430,6 +431,9 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		e = route.NewError(fasthttp.StatusBadRequest, "invalid_request_error", "bad_request", "cannot parse the HTTP request: "+parseError(err))
 	}
+	if e.Status == fasthttp.StatusRequestHeaderFieldsTooLarge || e.Status == fasthttp.StatusRequestEntityTooLarge {
+		drain(ctx.Conn())
+	}
 	route.WriteError(ctx, e)
 	ctx.SetConnectionClose()
 	s.requests.Observe("", "", e.Status, e.Code, 0)
@@ -441,6 +445,19 @@ func (s *Server) ErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 			Remote: ctx.RemoteIP().String(), BytesOut: len(ctx.Response.Body()),
 		})
 	}
+}
+
+// drain reads and drops what the client is still sending, for a moment and
+// up to a bound, before a refused request's connection is closed: closing
+// with unread bytes makes the kernel reset the connection, and the client
+// then often never reads the 431 or 413 (nginx's lingering close).
+func drain(c net.Conn) {
+	if c == nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	io.CopyN(io.Discard, c, 1<<20)
+	c.SetReadDeadline(time.Time{})
 }
 
 func isTimeout(err error) bool {

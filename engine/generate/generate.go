@@ -220,10 +220,12 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 	if err := m.checkDeadline(ctx, maxNew); err != nil {
 		return Result{}, err
 	}
+	queued := m.opts.Clock()
 	if err := m.admit(ctx); err != nil {
 		return Result{}, err
 	}
 	admitted := m.opts.Clock()
+	observe(m.met.queueWait, admitted.Sub(queued))
 	if m.met.prompt != nil {
 		m.met.prompt.Add(len(ids))
 	}

@@ -424,6 +424,7 @@ type modelMetrics struct {
 	generated, prompt *metrics.Counter
 	refused           *metrics.Counter // by deadline-aware admission
 	ttft, itl, batch  *metrics.PrometheusHistogram
+	queueWait         *metrics.PrometheusHistogram // waiting for a sequence slot
 }
 
 // tokenLatencyBuckets suit time to first token and inter-token latency.
@@ -447,6 +448,7 @@ func newModelMetrics(set *metrics.Set, name string, m *Model) modelMetrics {
 		ttft:      set.NewPrometheusHistogramExt("aiassist_time_to_first_token_seconds"+label, tokenLatencyBuckets),
 		itl:       set.NewPrometheusHistogramExt("aiassist_inter_token_latency_seconds"+label, tokenLatencyBuckets),
 		batch:     set.NewPrometheusHistogramExt("aiassist_generation_batch_size"+label, []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}),
+		queueWait: set.NewPrometheusHistogramExt("aiassist_model_queue_wait_seconds"+label, tokenLatencyBuckets),
 	}
 }
 
