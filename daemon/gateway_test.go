@@ -305,6 +305,11 @@ func TestGatewayAttacks(t *testing.T) {
 			}
 		}
 	}
+	for _, want := range []string{`"queue_wait_seconds":`, `"client_ip":"127.0.0.1"`, `"key":"team-a"`, `"auth":"key"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("no access log line has %s", want)
+		}
+	}
 	m := metricsWithKey(t, f)
 	if m[`aiassist_auth_failures_total{reason="key_expired"}`] < 1 || m[`aiassist_auth_failures_total{reason="missing_credential"}`] < 1 {
 		t.Errorf("auth failures not counted: %v", m)

@@ -69,6 +69,22 @@ type TensorModel struct {
 	refused    *metrics.Counter             // requests refused by deadline-aware admission
 }
 
+// Stats are what Infer tells about one request's way through the queue;
+// WithStats asks for them.
+type Stats struct {
+	// QueueWait is the time from queueing to the start of the run.
+	QueueWait time.Duration
+}
+
+type statsKey struct{}
+
+// WithStats returns a context under which Infer fills in the returned
+// Stats before it returns.
+func WithStats(ctx context.Context) (context.Context, *Stats) {
+	st := &Stats{}
+	return context.WithValue(ctx, statsKey{}, st), st
+}
+
 type request struct {
 	inputs []Tensor // in model input order
 	rows   int64
@@ -391,8 +407,16 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 	now := time.Now()
 	for _, r := range reqs {
 		total += r.rows
-		if m.queueWait != nil && !r.queued.IsZero() {
-			m.queueWait.Update(now.Sub(r.queued).Seconds())
+		if !r.queued.IsZero() {
+			wait := now.Sub(r.queued)
+			if m.queueWait != nil {
+				m.queueWait.Update(wait.Seconds())
+			}
+			// The submitter reads it after Submit returns, which the
+			// queue orders after this run.
+			if st, ok := r.ctx.Value(statsKey{}).(*Stats); ok {
+				st.QueueWait = wait
+			}
 		}
 	}
 	inputs := make([]ort.Value, len(m.inputs))

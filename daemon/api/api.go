@@ -356,7 +356,7 @@ func (s *Server) finish(r *route.Request, e observe.Entry) {
 		r.Ticket.Charge(n)
 		s.countUsage(r)
 	}
-	e.TokensIn, e.TokensOut = r.TokensIn, r.TokensOut
+	e.TokensIn, e.TokensOut, e.QueueWait = r.TokensIn, r.TokensOut, r.QueueWait
 	r.Ticket.Release()
 	d := time.Since(r.Start)
 	if r.Route != "" {

@@ -62,6 +62,8 @@ type Result struct {
 	// TimeToFirstToken runs from the call, queueing included, to the first
 	// generated token.
 	TimeToFirstToken time.Duration
+	// QueueWait is how long the request waited for a sequence slot.
+	QueueWait time.Duration
 }
 
 // Generate tokenizes req.Prompt, generates and returns the text. emit, if
@@ -242,7 +244,7 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 	}
 	best.add(s)
 
-	res := Result{PromptTokens: len(ids)}
+	res := Result{PromptTokens: len(ids), QueueWait: admitted.Sub(queued)}
 	var buf []int
 	last := start
 	for {

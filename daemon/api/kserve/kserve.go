@@ -128,7 +128,9 @@ func (c inferCall) Serve(r *route.Request) (route.Stream, error) {
 		return nil, err
 	}
 	defer cancel()
+	rctx, stats := engine.WithStats(rctx)
 	outs, err := c.m.Infer(rctx, req.Inputs, req.Outputs)
+	r.QueueWait = stats.QueueWait
 	if err != nil {
 		return nil, err
 	}

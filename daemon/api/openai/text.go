@@ -260,6 +260,7 @@ type genLog struct {
 func (l *genLog) result(res generate.Result, text string) {
 	// What the request's limit class is charged with.
 	l.r.TokensIn, l.r.TokensOut = res.PromptTokens, res.CompletionTokens
+	l.r.QueueWait = res.QueueWait
 	l.r.Extra = append(l.r.Extra,
 		slog.Int("prompt_tokens", res.PromptTokens),
 		slog.Int("completion_tokens", res.CompletionTokens),

@@ -44,6 +44,8 @@ type Request struct {
 	// request used, set by generation routes: logged, and charged to its
 	// limit class.
 	TokensIn, TokensOut int
+	// QueueWait is how long the request waited before its model took it.
+	QueueWait time.Duration
 	// params are the values of the matched pattern's {wildcards}.
 	params []param
 }
