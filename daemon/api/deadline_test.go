@@ -241,4 +241,3 @@ func TestAdmissionRefusesOverHTTP(t *testing.T) {
 	r = ts.do(t, "POST", "/v2/models/spin/infer", []byte(spinBody(1)), map[string]string{"X-Request-Timeout": "soon"})
 	checkError(t, r, 400, "invalid_request_error", "invalid_input", `X-Request-Timeout must be a positive duration`)
 }
-
