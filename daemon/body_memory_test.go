@@ -1,9 +1,12 @@
 package daemon_test
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -119,5 +122,66 @@ func TestSlowHeadersTimeOut(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(got), "HTTP/1.1 408") || !strings.Contains(string(got), `"code":"request_timeout"`) {
 		t.Errorf("a client that never finished its headers got %q", got)
+	}
+}
+
+// TestDescriptorFlood opens more idle connections from one address than
+// the process may have file descriptors (RLIMIT_NOFILE 400). The daemon
+// sheds them before it runs out — accept never fails with EMFILE — and a
+// client from another address still gets /metrics and an inference.
+func TestDescriptorFlood(t *testing.T) {
+	requireBinary(t)
+	dir := t.TempDir()
+	writeDemo(t, filepath.Join(dir, "demo.onnx"))
+	port := freePort(t)
+	cfg := filepath.Join(dir, "config.cue")
+	writeConfig(t, cfg, fmt.Sprintf("listeners: [{port: %d}]\nlogging: access_log: false\nserver: max_connections_per_ip: 200\nmodels: demo: {kind: \"tensor\", path: \"demo.onnx\"}\n", port))
+	p := &proc{t: t, log: &syncBuffer{}, done: make(chan struct{}), client: &http.Client{Timeout: time.Minute}}
+	p.cmd = exec.Command("/bin/sh", "-c", `ulimit -n 400 && exec "$0" serve -config "$1"`, binary, cfg)
+	p.cmd.Env = append(os.Environ(), "ONNXRUNTIME_LIB="+ortLib)
+	p.cmd.Stderr, p.cmd.Stdout = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("aiassistd log:\n%s", p.log.String())
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p.until("readiness", func() bool { code, _, _ := p.get("http://" + addr + "/v2/health/ready"); return code == 200 })
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	var flood []net.Conn
+	defer func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	}()
+	for range 500 {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			break // the test process's own descriptors
+		}
+		flood = append(flood, c)
+	}
+	p.until("the flood accepted or shed", func() bool {
+		m := p.metrics(port)
+		return m["aiassist_http_connections_open"] >= 100 && m[`aiassist_http_connections_refused_total{reason="max_connections"}`]+m[`aiassist_http_connections_refused_total{reason="max_connections_per_ip"}`] > 0
+	})
+	if code, _, err := p.get("http://" + addr + "/metrics"); err != nil || code != 200 {
+		t.Errorf("/metrics during the flood: %d %v", code, err)
+	}
+	if err := infer(context.Background(), p.client, port, "demo"); err != nil {
+		t.Errorf("an inference during the flood: %v", err)
+	}
+	if strings.Contains(p.log.String(), "cannot accept a connection") {
+		t.Error("accept failed: the daemon ran out of file descriptors")
 	}
 }
