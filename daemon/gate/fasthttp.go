@@ -1,10 +1,8 @@
 package gate
 
 import (
-	"encoding/json"
 	"net"
 	"net/netip"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 )
@@ -54,37 +52,6 @@ func methodString(m []byte) string {
 		return "DELETE"
 	}
 	return string(m)
-}
-
-// ErrorBody is the JSON error every refusal is sent as.
-type ErrorBody struct {
-	Error struct {
-		Message string `json:"message"`
-		Type    string `json:"type"`
-		Code    string `json:"code"`
-		Param   string `json:"param,omitempty"`
-	} `json:"error"`
-}
-
-// Body renders the refusal's JSON error.
-func (r *Refusal) Body() []byte {
-	var b ErrorBody
-	b.Error.Message, b.Error.Type, b.Error.Code, b.Error.Param = r.Message, r.Type, r.Code, r.Param
-	out, _ := json.Marshal(b)
-	return out
-}
-
-// WriteRefusal sends r as the response.
-func WriteRefusal(ctx *fasthttp.RequestCtx, r *Refusal) {
-	ctx.SetStatusCode(r.Status)
-	ctx.SetContentType("application/json")
-	if r.RetryAfter > 0 {
-		ctx.Response.Header.Set("Retry-After", strconv.Itoa(r.RetryAfter))
-	}
-	if r.Challenge != "" {
-		ctx.Response.Header.Set("WWW-Authenticate", r.Challenge)
-	}
-	ctx.SetBody(r.Body())
 }
 
 // SetCORS adds the decision's headers to the response.

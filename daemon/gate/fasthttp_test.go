@@ -3,6 +3,7 @@ package gate
 import (
 	"encoding/json"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +130,38 @@ func TestFastHTTP(t *testing.T) {
 		t.Fatalf("foreign origin got CORS headers: %s", resp.Header.String())
 	}
 	f.assertNoSecret(t, "log", f.logBuf.String())
+}
+
+// The API answers refusals with route.WriteError, the one error writer;
+// these are the test server's.
+
+// ErrorBody is the JSON error every refusal is sent as.
+type ErrorBody struct {
+	Error struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Param   string `json:"param,omitempty"`
+	} `json:"error"`
+}
+
+// Body renders the refusal's JSON error.
+func (r *Refusal) Body() []byte {
+	var b ErrorBody
+	b.Error.Message, b.Error.Type, b.Error.Code, b.Error.Param = r.Message, r.Type, r.Code, r.Param
+	out, _ := json.Marshal(b)
+	return out
+}
+
+// WriteRefusal sends r as the response.
+func WriteRefusal(ctx *fasthttp.RequestCtx, r *Refusal) {
+	ctx.SetStatusCode(r.Status)
+	ctx.SetContentType("application/json")
+	if r.RetryAfter > 0 {
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(r.RetryAfter))
+	}
+	if r.Challenge != "" {
+		ctx.Response.Header.Set("WWW-Authenticate", r.Challenge)
+	}
+	ctx.SetBody(r.Body())
 }
