@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -40,7 +41,9 @@ func Check(cfg *schema.Config) error {
 	// The gate reads the JWT key files and decrypts the secrets; its
 	// errors name the config section.
 	if _, err := buildGate(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.NewSet()); err != nil {
-		issues = append(issues, cfg.Issue(gateSection(err), err.Error()))
+		section := gateSection(err)
+		msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), section), ": ")
+		issues = append(issues, cfg.Issue(section, msg))
 	}
 	if _, err := buildLimits(cfg, nil, metrics.NewSet()); err != nil {
 		issues = append(issues, cfg.Issue("limits", err.Error()))
