@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
 
