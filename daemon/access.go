@@ -116,13 +116,9 @@ func listenSpecs(cfg *schema.Config) []listener.Spec {
 }
 
 func listenSettings(cfg *schema.Config) listener.Settings {
-	header := cfg.Server.HeaderTimeout
-	if header <= 0 || header > cfg.Server.ReadTimeout {
-		header = cfg.Server.ReadTimeout
-	}
 	return listener.Settings{
 		MaxBodyBytes:  cfg.Server.MaxBodyBytes,
-		HeaderTimeout: header,
+		HeaderTimeout: min(cfg.Server.HeaderTimeout, cfg.Server.ReadTimeout),
 		ReadTimeout:   cfg.Server.ReadTimeout,
 		IdleTimeout:   cfg.Server.IdleTimeout,
 		MaxConns:      cfg.Server.MaxConnections,

@@ -117,7 +117,7 @@ func (d *Daemon) apply() (bool, error) {
 	}
 	prepared = append(prepared, watch)
 	alerts := AlertOptions(cfg)
-	if _, err := alert.Rules(alerts); err != nil {
+	if err := alerts.Check(); err != nil {
 		return fail(err)
 	}
 	prepared = append(prepared, alertPart{d, alerts})
@@ -150,7 +150,7 @@ type alertPart struct {
 
 func (p alertPart) Commit() {
 	if p.d.alerts != nil {
-		// Rules checked the options already.
+		// Check passed on these options.
 		_ = p.d.alerts.Update(p.opts)
 	}
 }

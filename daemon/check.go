@@ -3,7 +3,6 @@ package daemon
 import (
 	"io"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -51,16 +50,7 @@ func Check(cfg *schema.Config) error {
 	if _, err := buildPrompts(cfg); err != nil {
 		issues = append(issues, cfg.Issue(encryptPromptsPath, strings.TrimPrefix(err.Error(), encryptPromptsPath+": ")))
 	}
-	if len(issues) == 0 {
-		return nil
-	}
-	slices.SortStableFunc(issues, func(a, b schema.Issue) int {
-		if a.Line != b.Line {
-			return a.Line - b.Line
-		}
-		return a.Column - b.Column
-	})
-	return &schema.Error{Issues: issues}
+	return schema.NewError(issues)
 }
 
 // gateSection is the config path a gate error is about, from the prefix
@@ -68,7 +58,7 @@ func Check(cfg *schema.Config) error {
 func gateSection(err error) string {
 	msg := err.Error()
 	for _, p := range []string{"auth.jwt.hs256_secret", "access.allow_ips", "access.trusted_proxies", "server.allowed_hosts", "server.cors_origins", "metrics", "auth"} {
-		if len(msg) >= len(p) && msg[:len(p)] == p {
+		if strings.HasPrefix(msg, p) {
 			return p
 		}
 	}

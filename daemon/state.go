@@ -159,7 +159,6 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 		Models:         map[string]*engine.TensorModel{},
 		Generators:     map[string]*generate.Model{},
 		DefaultModel:   defaultModel(cfg),
-		LogPrompts:     cfg.Logging.LogPrompts,
 		Prompts:        prompts,
 		RequestTimeout: cfg.Server.RequestTimeout,
 		AccessLog:      cfg.Logging.AccessLog,

@@ -220,7 +220,7 @@ func cueError(filename string, err error, data cue.Value) error {
 		// Not an error CUE describes in parts; keep it rather than lose it.
 		issues = append(issues, Issue{Filename: filename, Line: 1, Column: 1, Msg: err.Error()})
 	}
-	return newError(issues)
+	return NewError(issues)
 }
 
 // isIndex reports whether elem, an element of an error path, is a list

@@ -48,9 +48,9 @@ func (e *Error) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// newError sorts and deduplicates issues; it returns nil when there are none
+// NewError sorts and deduplicates issues; it returns nil when there are none
 // so that callers can return its result directly.
-func newError(issues []Issue) error {
+func NewError(issues []Issue) error {
 	if len(issues) == 0 {
 		return nil
 	}

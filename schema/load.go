@@ -91,7 +91,7 @@ func Parse(filename string, src []byte) (cfg *Config, err error) {
 	}
 	c := &checker{filename: filename, data: data}
 	cfg = c.convert(&raw, abs)
-	if err := newError(c.issues); err != nil {
+	if err := NewError(c.issues); err != nil {
 		return nil, err
 	}
 	cfg.places = findPlaces(filename, data)

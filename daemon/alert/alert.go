@@ -153,6 +153,13 @@ func DefaultOptions() Options {
 	}
 }
 
+// Check reports whether o is valid, as Rules and Update would find; the
+// error names the config field.
+func (o Options) Check() error {
+	_, err := o.normalize()
+	return err
+}
+
 // normalize fills defaults and checks o; the error names the config field.
 func (o Options) normalize() (Options, error) {
 	def := DefaultOptions()

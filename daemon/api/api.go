@@ -119,7 +119,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	if st.AccessLog {
 		// Only the log line needs these copies.
 		e.Method, e.Path, e.Remote = string(ctx.Method()), string(ctx.Path()), ctx.RemoteIP().String()
-		e.ClientIP = clientIP(r).String()
+		e.ClientIP = s.clientIP(r).String()
 	}
 	if stream == nil {
 		release()
@@ -198,7 +198,8 @@ func (s *Server) serve(r *route.Request) (route.Stream, error) {
 	// The gate (step 5), in two parts around Resolve. First who is
 	// asking, from the headers alone; the body is read, as it arrives,
 	// and scanned only for a caller let through.
-	if err := s.admit(r, rt); err != nil {
+	kind, content := gateRoute(rt)
+	if err := s.admit(r, rt, kind, content); err != nil {
 		return nil, err
 	}
 	h, err := rt.Resolve(r)
@@ -206,7 +207,7 @@ func (s *Server) serve(r *route.Request) (route.Stream, error) {
 		return nil, err
 	}
 	// Then what it asks for: the ACL for r.Model, and the rate limits.
-	if err := s.authorize(r); err != nil {
+	if err := s.authorize(r, kind); err != nil {
 		return nil, err
 	}
 	return h.Serve(r)
@@ -230,9 +231,8 @@ func gateRoute(rt *route.Route) (gate.Route, gate.Content) {
 
 // admit reads the body and runs the gate's checks that need no model:
 // screening, the IP allow list, authentication and scope.
-func (s *Server) admit(r *route.Request, rt *route.Route) error {
+func (s *Server) admit(r *route.Request, rt *route.Route, kind gate.Route, content gate.Content) error {
 	g := r.State.Gate
-	kind, content := gateRoute(rt)
 	if g == nil {
 		if rt.Method == "POST" {
 			return route.ReadBody(r.Ctx)
@@ -248,9 +248,8 @@ func (s *Server) admit(r *route.Request, rt *route.Route) error {
 		}
 	}
 	gr := gate.FromFastHTTP(r.Ctx, isLoopback(r.Ctx.LocalAddr()), kind, "", content)
-	if content == gate.ContentNone {
-		gr.Body = nil
-	}
+	// Worked out once: the gate, the limits and the log all use it.
+	gr.Client = s.clientIP(r)
 	p, ref := g.Check(gr)
 	if ref != nil {
 		return route.FromRefusal(ref)
@@ -263,17 +262,17 @@ func (s *Server) admit(r *route.Request, rt *route.Route) error {
 }
 
 // authorize checks the resolved model against the principal's models and
-// admits the request under the rate limits.
-func (s *Server) authorize(r *route.Request) error {
+// admits an inference request under the rate limits.
+func (s *Server) authorize(r *route.Request, kind gate.Route) error {
 	if p := r.Principal; p != nil && r.Model != "" && !p.Allows(r.Model) {
 		e := route.NewError(fasthttp.StatusForbidden, "permission_error", "model_not_allowed", "this credential may not call model "+route.Quote(r.Model))
 		e.Param = "model"
 		return e
 	}
-	if r.State.Limits == nil || r.Route == "metrics" || strings.HasPrefix(r.Route, "/v2/health/") {
+	if r.State.Limits == nil || kind != gate.RouteInference {
 		return nil
 	}
-	req := limit.Request{IP: clientIP(r)}
+	req := limit.Request{IP: s.clientIP(r)}
 	if p := r.Principal; p != nil && p.Kind != gate.KindAnonymous {
 		req.Authenticated, req.Class = true, p.Limit
 	}
@@ -286,16 +285,22 @@ func (s *Server) authorize(r *route.Request) error {
 	return nil
 }
 
-// clientIP is the address the limits key unauthenticated traffic by: the
-// gate's view (X-Forwarded-For from trusted proxies), else the peer.
-func clientIP(r *route.Request) netip.Addr {
+// clientIP is the address the gate checks, the limits key unauthenticated
+// traffic by and the log names: the peer, or with a gate the address
+// X-Forwarded-For gives from trusted proxies. It is worked out once per
+// request.
+func (s *Server) clientIP(r *route.Request) netip.Addr {
+	if r.ClientIP.IsValid() {
+		return r.ClientIP
+	}
 	var peer netip.Addr
 	if a, ok := r.Ctx.RemoteAddr().(*net.TCPAddr); ok {
 		peer = a.AddrPort().Addr().Unmap()
 	}
 	if g := r.State.Gate; g != nil {
-		return g.ClientIP(peer, &r.Ctx.Request.Header)
+		peer = g.ClientIP(peer, &r.Ctx.Request.Header)
 	}
+	r.ClientIP = peer
 	return peer
 }
 

@@ -785,7 +785,7 @@ func TestGenerateAccessLog(t *testing.T) {
 	st, _ := tinyState(t, nil)
 	ts := serveV1(t, st, nil)
 	for _, logPrompts := range []bool{false, true} {
-		st.LogPrompts, st.Prompts = logPrompts, nil
+		st.Prompts = nil
 		if logPrompts {
 			st.Prompts, _ = observe.NewPrompts(observe.PromptOptions{})
 		}

@@ -289,34 +289,28 @@ func (c *abuseCheck) blockedRefusal(d time.Duration, what string) *Refusal {
 // ipRequest says whether ip is blocked and, for an inference request
 // (count), counts it towards a burst.
 func (c *abuseCheck) ipRequest(now int64, ip netip.Addr, count bool) *Refusal {
-	s := ipSubject(ip)
-	if count && c.opts.Requests.Count > 0 {
-		ev := c.ips.note(now, s, true, c.opts.Requests, c.opts.BlockFor)
-		c.report(ev, c.opts.Requests, "", ip)
-		if ev.block > 0 {
-			return c.blockedRefusal(ev.block, "this address")
-		}
-		return nil
-	}
-	if d := c.ips.blockedFor(now, s); d > 0 {
-		return c.blockedRefusal(d, "this address")
-	}
-	return nil
+	return countRequest(c, c.ips, now, ipSubject(ip), "", ip, count, "this address")
 }
 
 // keyRequest says whether an authenticated principal is blocked and,
 // for an inference request (count), counts it towards a burst.
 func (c *abuseCheck) keyRequest(now int64, subject, keyID string, ip netip.Addr, count bool) *Refusal {
+	return countRequest(c, c.keys, now, subject, keyID, ip, count, "this credential")
+}
+
+// countRequest is ipRequest and keyRequest over their own table; who names the
+// blocked party in the refusal.
+func countRequest[K comparable](c *abuseCheck, t *table[K], now int64, subject K, keyID string, ip netip.Addr, count bool, who string) *Refusal {
 	if count && c.opts.Requests.Count > 0 {
-		ev := c.keys.note(now, subject, true, c.opts.Requests, c.opts.BlockFor)
+		ev := t.note(now, subject, true, c.opts.Requests, c.opts.BlockFor)
 		c.report(ev, c.opts.Requests, keyID, ip)
 		if ev.block > 0 {
-			return c.blockedRefusal(ev.block, "this credential")
+			return c.blockedRefusal(ev.block, who)
 		}
 		return nil
 	}
-	if d := c.keys.blockedFor(now, subject); d > 0 {
-		return c.blockedRefusal(d, "this credential")
+	if d := t.blockedFor(now, subject); d > 0 {
+		return c.blockedRefusal(d, who)
 	}
 	return nil
 }

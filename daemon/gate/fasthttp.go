@@ -14,11 +14,17 @@ var _ Header = (*fasthttp.RequestHeader)(nil)
 
 // FromFastHTTP builds the gate's view of a routed request. loopback says
 // whether the listener is on a loopback address. A peer that is not TCP
-// (a unix socket) is a local process and counts as 127.0.0.1.
+// (a unix socket) is a local process and counts as 127.0.0.1. The body is
+// taken only for a route whose content is not ContentNone, so a request
+// to a route without one never has its body read.
 func FromFastHTTP(ctx *fasthttp.RequestCtx, loopback bool, route Route, model string, content Content) Request {
 	peer := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
 		peer = a.AddrPort().Addr()
+	}
+	var body []byte
+	if content != ContentNone {
+		body = ctx.PostBody()
 	}
 	return Request{
 		Peer:     peer,
@@ -29,7 +35,7 @@ func FromFastHTTP(ctx *fasthttp.RequestCtx, loopback bool, route Route, model st
 		Route:    route,
 		Model:    model,
 		Content:  content,
-		Body:     ctx.PostBody(),
+		Body:     body,
 	}
 }
 

@@ -58,8 +58,11 @@ type Header interface {
 
 // Request is what the gate looks at, after routing.
 type Request struct {
-	Peer     netip.Addr // the TCP peer
-	Loopback bool       // the listener's address is a loopback address
+	Peer netip.Addr // the TCP peer
+	// Client is the client's address as ClientIP gives it, for a caller
+	// that needs it too and has it already; zero has Check work it out.
+	Client   netip.Addr
+	Loopback bool // the listener's address is a loopback address
 	Header   Header
 	Host     string
 	Method   string
@@ -305,7 +308,10 @@ func (g *Gate) Check(req Request) (*Principal, *Refusal) {
 
 	now := g.now()
 	nowNano := now.UnixNano()
-	ip := ClientIP(req.Peer, forwardedFor(h), g.trusted)
+	ip := req.Client
+	if !ip.IsValid() {
+		ip = ClientIP(req.Peer, forwardedFor(h), g.trusted)
+	}
 	inference := req.Route == RouteInference
 	if g.allow.Len() > 0 && !g.allow.Contains(ip) {
 		return nil, refuse(403, typePermission, "ip_not_allowed", "client address "+ip.String()+" is not in access.allow_ips")

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -63,12 +64,10 @@ func (l *connLimits) limit() int64 {
 
 // admit counts a new connection from ip, or returns the reason to shed it.
 func (l *connLimits) admit(ip netip.Addr) (release func(), reason string) {
-	if m := l.limit(); m > 0 && l.open.Add(1) > m {
+	if m, open := l.limit(), l.open.Add(1); m > 0 && open > m {
 		l.open.Add(-1)
 		l.refused[reasonMaxConns].Inc()
 		return nil, reasonMaxConns
-	} else if m == 0 {
-		l.open.Add(1)
 	}
 	if per := l.maxPerIP.Load(); per > 0 && ip.IsValid() {
 		l.mu.Lock()
@@ -111,21 +110,8 @@ func remoteIP(c net.Conn) netip.Addr {
 func shed(c net.Conn, reason string) {
 	body := `{"error":{"message":"too many connections (server.` + reason + `); retry later","type":"overloaded_error","code":"` + reason + `"}}`
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
+	io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
 	c.Close()
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
 }
 
 // Close releases the connection's place in the limits once.

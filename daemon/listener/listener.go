@@ -127,9 +127,9 @@ type Plan struct {
 	tls map[string]*tls.Config
 }
 
-// Resolve returns the key of a listener address: the address net.Listen
+// resolve returns the key of a listener address: the address net.Listen
 // would bind, so that two spellings of one address compare equal.
-func Resolve(hostport string) (string, error) {
+func resolve(hostport string) (string, error) {
 	a, err := net.ResolveTCPAddr("tcp", hostport)
 	if err != nil {
 		return "", err
@@ -146,7 +146,7 @@ func (m *Manager) Prepare(specs []Spec, settings Settings) (*Plan, error) {
 	p := &Plan{m: m, settings: settings, tls: map[string]*tls.Config{}}
 	want := map[string]bool{}
 	for i, spec := range specs {
-		key, err := Resolve(spec.Addr)
+		key, err := resolve(spec.Addr)
 		if err != nil {
 			p.Abort()
 			return nil, fmt.Errorf("listeners.%d: cannot listen on %s: %w", i, spec.Addr, err)

@@ -166,7 +166,7 @@ func (s *textStream) Write(w *route.SSE) {
 	defer s.g.cancel()
 	var sent strings.Builder
 	send := func(text string) {
-		if s.r.State.LogPrompts {
+		if s.r.State.Prompts != nil {
 			sent.WriteString(text)
 		}
 		w.Event(s.d.chunk(s.a, text))
@@ -269,7 +269,7 @@ func (l *genLog) result(res generate.Result, text string) {
 	)
 	// The seed's Logstash config renames these to user_query and
 	// model_answer; they are personal data, so only when asked.
-	if l.r.State.LogPrompts {
+	if l.r.State.Prompts != nil {
 		l.r.Extra = append(l.r.Extra, l.r.State.Prompts.Attrs(l.prompt, text)...)
 	}
 }

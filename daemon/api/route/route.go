@@ -9,6 +9,7 @@ package route
 import (
 	"encoding/json"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type Request struct {
 	Reason string
 	// Extra are added to the access log line.
 	Extra []slog.Attr
+	// ClientIP is the client's address (X-Forwarded-For believed from
+	// trusted proxies), once the server has worked it out.
+	ClientIP netip.Addr
 	// Principal is who the gate let through; nil without a gate.
 	Principal *gate.Principal
 	// Ticket is the request's admission by the rate limits; released

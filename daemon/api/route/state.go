@@ -22,10 +22,9 @@ type State struct {
 	// DefaultModel is the generator a /v1 request without "model" gets;
 	// "" makes such requests name one.
 	DefaultModel string
-	// LogPrompts adds the prompt and the generated text to the access
-	// log lines of generation requests.
-	LogPrompts bool
-	// Prompts caps, redacts or seals them; nil when LogPrompts is off.
+	// Prompts, when set (logging.log_prompts), adds the prompt and the
+	// generated text to the access log lines of generation requests,
+	// capped, redacted or sealed.
 	Prompts        *observe.Prompts
 	RequestTimeout time.Duration
 	// ModelTimeouts override RequestTimeout for the models that set
