@@ -151,6 +151,10 @@ var DefaultKeyScopes = []string{ScopeModelCall}
 // ScopeModelCall is the scope inference needs (the seed's).
 const ScopeModelCall = "model:call"
 
+// ScopeAdmin is the scope the operator's status data (/status.json)
+// needs when auth is on.
+const ScopeAdmin = "admin"
+
 // keyEntry is a configured key, ready for lookup.
 type keyEntry struct {
 	Key

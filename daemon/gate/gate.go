@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -31,6 +32,13 @@ const (
 	RouteInference Route = iota // model calls and model lists
 	RouteHealth                 // /v2/health/*: never authenticated
 	RouteMetrics                // the metrics path: authenticated if MetricsRequireAuth
+	// RoutePage is a built-in web page or its assets: never
+	// authenticated (a browser cannot send a key on navigation, and the
+	// pages hold no data), but the Host check and IP allow list apply.
+	RoutePage
+	// RouteStatus is the operator's status data: authenticated with
+	// scope ScopeAdmin whenever inference needs a credential.
+	RouteStatus
 )
 
 // Content is what body a route takes.
@@ -313,11 +321,12 @@ func (g *Gate) Check(req Request) (*Principal, *Refusal) {
 		ip = ClientIP(req.Peer, forwardedFor(h), g.trusted)
 	}
 	inference := req.Route == RouteInference
+	status := req.Route == RouteStatus
 	if g.allow.Len() > 0 && !g.allow.Contains(ip) {
 		return nil, refuse(403, typePermission, "ip_not_allowed", "client address "+ip.String()+" is not in access.allow_ips")
 	}
 	p := anonymous
-	if inference && g.needCred || req.Route == RouteMetrics && g.metricsAuth {
+	if (inference || status) && g.needCred || req.Route == RouteMetrics && g.metricsAuth {
 		if r := g.abuse.ipRequest(nowNano, ip, inference); r != nil {
 			return nil, r
 		}
@@ -332,6 +341,9 @@ func (g *Gate) Check(req Request) (*Principal, *Refusal) {
 		if r := g.abuse.ipRequest(nowNano, ip, true); r != nil {
 			return nil, r
 		}
+	}
+	if status && !p.HasScope(ScopeAdmin) {
+		return nil, refuse(403, typePermission, "insufficient_scope", "the credential lacks scope "+strconv.Quote(ScopeAdmin)+", which the status page needs")
 	}
 	if !inference {
 		return p, nil
@@ -427,4 +439,24 @@ func echoOrNone(b []byte) string {
 		return "none"
 	}
 	return echo(string(b))
+}
+
+// KeyExpiry is a key that stops working soon: its name, never the key.
+type KeyExpiry struct {
+	Name     string    `json:"name"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// ExpiringKeys lists the keys whose not_after falls within the window
+// from now (or has passed), soonest first.
+func (g *Gate) ExpiringKeys(within time.Duration) []KeyExpiry {
+	limit := g.now().Add(within)
+	var out []KeyExpiry
+	for _, k := range g.keys {
+		if !k.NotAfter.IsZero() && !k.NotAfter.After(limit) {
+			out = append(out, KeyExpiry{Name: k.Name, NotAfter: k.NotAfter})
+		}
+	}
+	slices.SortFunc(out, func(a, b KeyExpiry) int { return a.NotAfter.Compare(b.NotAfter) })
+	return out
 }
