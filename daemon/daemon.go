@@ -57,6 +57,8 @@ type Daemon struct {
 	statusMu      sync.Mutex
 	lastErr       string // first line of the last reload's error; "" after a success
 	lastSuccess   time.Time
+	lastLoad      reloadStatus // for the status page
+	started       time.Time
 
 	triggers     chan string
 	calls        chan reloadCall
@@ -119,6 +121,7 @@ func start(opts Options) (*Daemon, error) {
 		watchdogDone: make(chan struct{}),
 		drained:      make(chan struct{}),
 		lastSuccess:  time.Now(),
+		started:      time.Now(),
 	}
 	close(d.drained)
 	d.logger = d.logs.logger()
@@ -126,7 +129,7 @@ func start(opts Options) (*Daemon, error) {
 	d.set = metrics.NewSet()
 	d.set.NewGauge(`aiassist_config_generation`, func() float64 { return float64(d.generation.Load()) })
 	d.reloadMetrics = newReloadMetrics(d, d.set)
-	d.api = api.New(api.Options{Acquire: d.acquire, Ready: d.ready.Load, Logger: d.logger, Metrics: d.set, Version: opts.Version})
+	d.api = api.New(api.Options{Acquire: d.acquire, Ready: d.ready.Load, Logger: d.logger, Metrics: d.set, Version: opts.Version, Status: d.statusOf})
 	d.net = listener.New(d.logger, d.handler, d.api.ErrorHandler, d.set)
 	if err := d.net.UseActivated(); err != nil {
 		return nil, err
@@ -153,6 +156,7 @@ func start(opts Options) (*Daemon, error) {
 		defer close(d.watchdogDone)
 		d.watchdog(wctx)
 	}()
+	d.recordLoad("start", resultSuccess, "")
 	d.ready.Store(true)
 	cfg := d.current.Load().cfg
 	d.logger.Info("serving", "generation", 1, "config", cfg.Path, "models", cfg.ModelNames(),

@@ -133,6 +133,7 @@ func (d *Daemon) reload(source string) ReloadResult {
 		d.lastErr, d.lastSuccess = "", time.Now()
 	}
 	d.statusMu.Unlock()
+	d.recordLoad(source, res.Result, d.lastError())
 	d.reloadMetrics.reloads[res.Result].Inc()
 	switch res.Result {
 	case resultFailure:
@@ -147,6 +148,14 @@ func (d *Daemon) reload(source string) ReloadResult {
 	}
 	d.notify.ready(d.status())
 	return res
+}
+
+// lastError is the first line of the last reload's error, "" after a
+// success.
+func (d *Daemon) lastError() string {
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	return d.lastErr
 }
 
 // drain closes old's models that next does not serve once old's last

@@ -41,6 +41,9 @@ type loadedModel struct {
 	gen   *generate.Model     // a causal-lm model, or nil
 	set   *metrics.Set
 	file  fileID
+	// loadedAt is when the load began, loadTime how long it took.
+	loadedAt time.Time
+	loadTime time.Duration
 }
 
 // fileID tells whether a model file was replaced at the same path: a
@@ -122,7 +125,7 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 			}
 		}
 		set := metrics.NewSet()
-		lm := &loadedModel{spec: spec, set: set, file: file}
+		lm := &loadedModel{spec: spec, set: set, file: file, loadedAt: time.Now()}
 		if spec.Kind == schema.KindCausalLM {
 			lm.gen, err = generate.Load(rt, generateOptions(cfg, spec, set))
 		} else {
@@ -131,6 +134,7 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 		if err != nil {
 			return fail(fmt.Errorf("models.%s: %w", name, err))
 		}
+		lm.loadTime = time.Since(lm.loadedAt)
 		opened = append(opened, lm)
 		st.models[name] = lm
 	}
@@ -162,6 +166,7 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 		Prompts:        prompts,
 		RequestTimeout: cfg.Server.RequestTimeout,
 		AccessLog:      cfg.Logging.AccessLog,
+		NoUI:           !cfg.UI.Enabled,
 		Gate:           g,
 		Limits:         limits,
 	}

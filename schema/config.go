@@ -31,6 +31,7 @@ type Config struct {
 	Abuse        Abuse
 	Limits       Limits
 	Alerts       Alerts
+	UI           UI
 	Path         string // absolute path of the file this was loaded from
 
 	// places are where the file sets each value: see Pos. Two loads of
@@ -305,6 +306,11 @@ type Webhook struct {
 }
 
 // Metrics configures the metrics endpoint.
+// UI configures the built-in web pages.
+type UI struct {
+	Enabled bool `json:"enabled"`
+}
+
 type Metrics struct {
 	Enabled     bool
 	Path        string

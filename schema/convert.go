@@ -31,6 +31,7 @@ type rawConfig struct {
 	Abuse        rawAbuse            `json:"abuse"`
 	Limits       rawLimits           `json:"limits"`
 	Alerts       rawAlerts           `json:"alerts"`
+	UI           UI                  `json:"ui"`
 }
 
 type rawListener struct {
@@ -367,6 +368,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			EncryptPrompts: raw.Logging.EncryptPrompts,
 		},
 		Metrics:      Metrics(raw.Metrics),
+		UI:           raw.UI,
 		Reload:       Reload(raw.Reload),
 		Models:       make(map[string]Model, len(raw.Models)),
 		DefaultModel: raw.DefaultModel,

@@ -46,6 +46,7 @@ import (
 	"github.com/aiassist/aiassist/daemon/api/kserve"
 	"github.com/aiassist/aiassist/daemon/api/openai"
 	"github.com/aiassist/aiassist/daemon/api/route"
+	"github.com/aiassist/aiassist/daemon/api/ui"
 	"github.com/aiassist/aiassist/daemon/gate"
 	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/daemon/observe"
@@ -65,6 +66,9 @@ type Options struct {
 	Logger  *slog.Logger
 	Metrics *metrics.Set
 	Version string
+	// Status builds the document /status.json serves for a state; nil
+	// serves the pages without it.
+	Status func(st *State) any
 }
 
 // Server handles requests. It holds no configuration of its own.
@@ -92,6 +96,11 @@ func New(opts Options) *Server {
 	}
 	s.routes.Add(kserve.Routes(kserve.Options{Version: opts.Version, Ready: opts.Ready})...)
 	s.routes.Add(openai.Routes(s.started)...)
+	status := opts.Status
+	if status == nil {
+		status = func(*State) any { return struct{}{} }
+	}
+	s.routes.Add(ui.Routes(status)...)
 	s.metrics = &route.Route{Name: "metrics", Method: "GET", Resolve: func(*route.Request) (route.Handler, error) {
 		return route.HandlerFunc(func(r *route.Request) (route.Stream, error) {
 			r.Ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
@@ -101,6 +110,9 @@ func New(opts Options) *Server {
 	}}
 	return s
 }
+
+// Traffic is the cumulative count of model requests, for the status page.
+func (s *Server) Traffic() observe.Totals { return s.requests.Totals() }
 
 // Handler is the fasthttp request handler.
 func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
@@ -221,6 +233,10 @@ func gateRoute(rt *route.Route) (gate.Route, gate.Content) {
 		return gate.RouteHealth, gate.ContentNone
 	case rt.Name == "metrics":
 		return gate.RouteMetrics, gate.ContentNone
+	case ui.IsPage(rt.Name):
+		return gate.RoutePage, gate.ContentNone
+	case rt.Name == ui.StatusRoute:
+		return gate.RouteStatus, gate.ContentNone
 	case rt.Name == "/v2/models/{name}/infer":
 		return gate.RouteInference, gate.ContentKServe
 	case rt.Method == "POST":

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -26,13 +27,62 @@ type Requests struct {
 	counters map[key]*metrics.Counter
 	errors   map[key]*metrics.Counter
 	hists    map[key]*metrics.PrometheusHistogram
+	totals   totals
+}
+
+// totals are the whole server's request counts, kept apart from the
+// labelled series so the status page can read them without parsing its
+// own exposition.
+type totals struct {
+	requests, serverErrors atomic.Uint64
+	// buckets[i] counts requests that took at most LatencyBuckets[i];
+	// one more for the rest.
+	buckets []atomic.Uint64
+}
+
+// Totals are cumulative counts of the model requests (those with a
+// model, as the error-rate alert counts them) the server finished.
+type Totals struct {
+	Requests uint64 `json:"requests"`
+	// ServerErrors are the answers with a 5xx status, as the error-rate
+	// alert counts them.
+	ServerErrors uint64 `json:"server_errors"`
+	// LatencyBuckets are cumulative: LatencyCounts[i] requests took at
+	// most LatencyBuckets[i] seconds, and the last count is all requests.
+	LatencyBuckets []float64 `json:"latency_buckets"`
+	LatencyCounts  []uint64  `json:"latency_counts"`
+}
+
+func (t *totals) observe(status int, d time.Duration) {
+	t.requests.Add(1)
+	if status >= 500 {
+		t.serverErrors.Add(1)
+	}
+	sec := d.Seconds()
+	i := 0
+	for i < len(LatencyBuckets) && sec > LatencyBuckets[i] {
+		i++
+	}
+	t.buckets[i].Add(1)
+}
+
+// Totals returns the cumulative counts so far.
+func (r *Requests) Totals() Totals {
+	t := Totals{Requests: r.totals.requests.Load(), ServerErrors: r.totals.serverErrors.Load(), LatencyBuckets: LatencyBuckets}
+	var sum uint64
+	for i := range r.totals.buckets {
+		sum += r.totals.buckets[i].Load()
+		t.LatencyCounts = append(t.LatencyCounts, sum)
+	}
+	return t
 }
 
 type key struct{ route, model, extra string }
 
 // NewRequests registers request metrics in set.
 func NewRequests(set *metrics.Set) *Requests {
-	return &Requests{set: set, counters: map[key]*metrics.Counter{}, errors: map[key]*metrics.Counter{}, hists: map[key]*metrics.PrometheusHistogram{}}
+	return &Requests{set: set, counters: map[key]*metrics.Counter{}, errors: map[key]*metrics.Counter{}, hists: map[key]*metrics.PrometheusHistogram{},
+		totals: totals{buckets: make([]atomic.Uint64, len(LatencyBuckets)+1)}}
 }
 
 func labels(route, model string) string {
@@ -59,6 +109,9 @@ func getOrCreate[T any](r *Requests, m map[key]T, k key, create func() T) T {
 // Observe records one finished request. reason is empty on success and a
 // short error code otherwise.
 func (r *Requests) Observe(route, model string, status int, reason string, d time.Duration) {
+	if model != "" {
+		r.totals.observe(status, d)
+	}
 	code := strconv.Itoa(status)
 	getOrCreate(r, r.counters, key{route, model, code}, func() *metrics.Counter {
 		return r.set.GetOrCreateCounter(`aiassist_requests_total{` + labels(route, model) + `,code="` + code + `"}`)

@@ -33,6 +33,9 @@ type State struct {
 	// MetricsPath is where metrics are served; "" turns them off.
 	MetricsPath string
 	AccessLog   bool
+	// NoUI turns the built-in pages and /status.json off (ui.enabled
+	// false): they answer 404.
+	NoUI bool
 	// Gate checks who may call what; nil checks nothing.
 	Gate *gate.Gate
 	// Limits are the rate limits; nil limits nothing.
