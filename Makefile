@@ -7,7 +7,7 @@ export CGO_ENABLED := 1
 export ONNXRUNTIME_LIB ?= $(CURDIR)/$(ORT_DIR)/libonnxruntime.so
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build run test fetch-onnxruntime models bench clean
+.PHONY: all build run test fetch-onnxruntime ui-test-deps models bench clean
 
 all: build
 
@@ -20,7 +20,12 @@ build: fetch-onnxruntime
 run: build
 	./bin/aiassistd serve -config examples/config.cue
 
-test: fetch-onnxruntime
+# The browser tests' npm packages (playwright-core; Chromium is Debian's).
+UI_E2E := daemon/api/ui/testdata/e2e
+ui-test-deps:
+	@[ -d $(UI_E2E)/node_modules/playwright-core ] || npm ci --prefix $(UI_E2E) --no-audit --no-fund --silent
+
+test: fetch-onnxruntime ui-test-deps
 	go vet ./...
 	go test -race -count=1 -timeout 20m ./...
 

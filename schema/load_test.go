@@ -399,6 +399,7 @@ func TestDefaults(t *testing.T) {
 			KeyExpiring:  KeyExpiringAlert{Within: 10 * 24 * time.Hour, Severity: "warning"},
 			CPU:          CPUAlert{Above: 0.8, For: 5 * time.Minute, Window: 5 * time.Minute, Severity: "warning"},
 		},
+		UI:   UI{Enabled: true},
 		Path: filepath.Join(dir, "minimal.good.cue"),
 	}
 	// Positions are tested in pos_test.go.

@@ -105,6 +105,8 @@ type serverOptions struct {
 	// maxBody and readBuffer, when set, replace maxBody and fasthttp's
 	// default header buffer of 4 KiB.
 	maxBody, readBuffer int
+	// status builds /status.json; nil serves the default.
+	status func(*State) any
 }
 
 func serve(t testing.TB, st *State, o serverOptions) *testServer {
@@ -114,7 +116,7 @@ func serve(t testing.TB, st *State, o serverOptions) *testServer {
 	}
 	s := New(Options{
 		Acquire: func() (*State, func()) { return st, func() {} },
-		Ready:   o.ready, Logger: o.logger, Metrics: o.set, Version: "test-version",
+		Ready:   o.ready, Logger: o.logger, Metrics: o.set, Version: "test-version", Status: o.status,
 	})
 	if o.maxBody == 0 {
 		o.maxBody = maxBody

@@ -452,7 +452,8 @@ type KeyExpiry struct {
 func (g *Gate) ExpiringKeys(within time.Duration) []KeyExpiry {
 	limit := g.now().Add(within)
 	var out []KeyExpiry
-	for _, k := range g.keys {
+	for i := range g.keys {
+		k := &g.keys[i]
 		if !k.NotAfter.IsZero() && !k.NotAfter.After(limit) {
 			out = append(out, KeyExpiry{Name: k.Name, NotAfter: k.NotAfter})
 		}

@@ -250,8 +250,11 @@ async function answer() {
 	const end = performance.now();
 	const n = usage && usage.completion_tokens ? usage.completion_tokens : tokens;
 	if (first !== null) {
-		const secs = Math.max((end - first) / 1000, 1e-3);
-		reply.stats = { ttft: first - started, tokens: n, tps: n > 1 ? (n - 1) / secs : n / secs, finish };
+		// The decode rate after the first token; when the answer came in
+		// one burst, the rate over the whole request instead.
+		const decode = (end - first) / 1000;
+		const tps = n > 1 && decode >= 0.05 ? (n - 1) / decode : n / Math.max((end - started) / 1000, 1e-3);
+		reply.stats = { ttft: first - started, tokens: n, tps, finish };
 	} else if (finish) {
 		reply.stats = { finish };
 	}
