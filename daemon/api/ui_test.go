@@ -72,7 +72,8 @@ func TestPages(t *testing.T) {
 			t.Errorf("%s has inline script or style", path)
 		}
 	}
-	st.NoUI = true
+	// A second server: the first one's goroutines still read st.
+	ts = serve(t, &State{NoUI: true}, serverOptions{})
 	for _, path := range []string{"/", "/chat", "/status", "/ui/chat.js", "/status.json"} {
 		if r := ts.get(t, path); r.status != 404 {
 			t.Errorf("ui off: GET %s: %d, want 404", path, r.status)
