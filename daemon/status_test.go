@@ -85,8 +85,10 @@ func TestStatusJSON(t *testing.T) {
 		t.Fatalf("after a broken edit: %+v", d.LastReload)
 	}
 	writeConfig(t, cfg, src+"server: request_timeout: \"40s\"\n")
-	p.until("the next generation", func() bool { return read().Generation == 2 })
-	if d := read(); d.LastReload.Result != "success" || d.LastReload.Error != "" {
+	// The generation is published just before the reload's result is
+	// recorded: wait for both.
+	p.until("the next generation", func() bool { d := read(); return d.Generation == 2 && d.LastReload.Result == "success" })
+	if d := read(); d.LastReload.Error != "" {
 		t.Fatalf("after a good edit: %+v", d.LastReload)
 	}
 }

@@ -265,7 +265,7 @@ func TestErrors(t *testing.T) {
 		{"unknown version", "GET", "/v2/models/demo/versions/2", "", 404, notFound, "version_not_found", `only version "1"`, ""},
 		{"unknown model action", "GET", "/v2/models/demo/explain", "", 404, notFound, "not_found", `no route for "/v2/models/demo/explain"`, ""},
 		{"unknown route", "GET", "/v1/nope", "", 404, notFound, "not_found", `no route for "/v1/nope"`, ""},
-		{"root", "GET", "/", "", 404, notFound, "not_found", `no route for "/"`, ""},
+		{"unknown top-level path", "GET", "/nothing", "", 404, notFound, "not_found", `no route for "/nothing"`, ""},
 		{"GET infer", "GET", "/v2/models/demo/infer", "", 405, invalid, "method_not_allowed", "use POST", "POST"},
 		{"POST metadata", "POST", "/v2/models/demo", "{}", 405, invalid, "method_not_allowed", "use GET", "GET"},
 		{"POST ready", "POST", "/v2/models/demo/ready", "{}", 405, invalid, "method_not_allowed", "use GET", "GET"},
