@@ -31,6 +31,7 @@ type rawConfig struct {
 	Abuse        rawAbuse            `json:"abuse"`
 	Limits       rawLimits           `json:"limits"`
 	Alerts       rawAlerts           `json:"alerts"`
+	Cache        rawCache            `json:"cache"`
 }
 
 type rawListener struct {
@@ -63,6 +64,7 @@ type rawAPIKey struct {
 	AllowIPs  []string `json:"allow_ips"`
 	Scopes    []string `json:"scopes"`
 	Limit     string   `json:"limit"`
+	Cache     bool     `json:"cache"`
 }
 
 type rawJWT struct {
@@ -217,6 +219,7 @@ type rawModel struct {
 	ContextLength  int         `json:"context_length"`
 	Truncate       string      `json:"truncate"`
 	ChatTemplate   string      `json:"chat_template"`
+	Cache          *bool       `json:"cache"` // nil for a kind without the field
 }
 
 type rawBatching struct {
@@ -406,6 +409,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			Path:           resolve(dir, m.Path),
 			Instances:      m.Instances,
 			IntraOpThreads: m.IntraOpThreads,
+			NoCache:        m.Cache != nil && !*m.Cache,
 		}
 		if m.RequestTimeout != "" {
 			at := []string{"models", label(name), "request_timeout"}
@@ -448,6 +452,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 	}
 	cfg.Limits = convertLimits(&raw.Limits)
 	cfg.Alerts = c.convertAlerts(&raw.Alerts)
+	cfg.Cache = c.convertCache(&raw.Cache)
 
 	c.check(cfg)
 	return cfg
@@ -492,6 +497,7 @@ func (c *checker) convertAuth(raw *rawAuth, dir string) Auth {
 			AllowIPs:  list(k.AllowIPs),
 			Scopes:    list(k.Scopes),
 			Limit:     k.Limit,
+			NoCache:   !k.Cache,
 		}
 	}
 	if j := raw.JWT; j != nil {
