@@ -40,12 +40,12 @@ auth: api_keys: {
 		t.Errorf("model NoCache %v, key a %v, key b %v; want true, true, false", cfg.Models["m"].NoCache, cfg.Auth.APIKeys["a"].NoCache, cfg.Auth.APIKeys["b"].NoCache)
 	}
 	for src, want := range map[string]string{
-		`cache: {enabled: true, ttl: "31d"}`:  `c.cue:2:29: cache.ttl: invalid duration "31d": must be at most "30d"`,
-		`cache: {enabled: false, ttl: "40d"}`: `cache.ttl: invalid duration "40d"`,
-		`cache: {enabled: true, max_bytes: 10}`: "cache.max_bytes",
+		`cache: {enabled: true, ttl: "31d"}`:     `c.cue:2:29: cache.ttl: invalid duration "31d": must be at most "30d"`,
+		`cache: {enabled: false, ttl: "40d"}`:    `cache.ttl: invalid duration "40d"`,
+		`cache: {enabled: true, max_bytes: 10}`:  "cache.max_bytes",
 		`cache: {enabled: true, max_entries: 0}`: "cache.max_entries",
-		`cache: {size: 3}`:                      "cache.size",
-		`models: m: cache: "no"`:                "models.m.cache",
+		`cache: {size: 3}`:                       "cache.size",
+		`models: m: cache: "no"`:                 "models.m.cache",
 	} {
 		_, err := parse(src)
 		if err == nil || !strings.Contains(err.Error(), want) {
