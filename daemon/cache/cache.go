@@ -174,6 +174,15 @@ func (c *Cache) Get(k Key) (*Entry, bool) {
 	return it.entry, true
 }
 
+// Miss counts a miss for k's model without a lookup: a request told
+// not to read the cache (Cache-Control: no-cache), whose answer is
+// stored all the same.
+func (c *Cache) Miss(k Key) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.series(k.Model).misses.Inc()
+}
+
 // Put stores e under k, in place of what was there. It reports whether
 // e was stored: one larger than MaxBytes alone is not.
 func (c *Cache) Put(k Key, e *Entry) bool {

@@ -66,8 +66,9 @@ func TestHitAndMiss(t *testing.T) {
 	if got := series(set, `aiassist_cache_hits_total{model="m"}`); got != "1" {
 		t.Errorf("hits %q, want 1", got)
 	}
-	if got := series(set, `aiassist_cache_misses_total{model="m"}`); got != "2" {
-		t.Errorf("misses %q, want 2", got)
+	c.Miss(k) // a request that did not read
+	if got := series(set, `aiassist_cache_misses_total{model="m"}`); got != "3" {
+		t.Errorf("misses %q, want 3", got)
 	}
 	if got := series(set, `aiassist_cache_entries{model="m"}`); got != "1" {
 		t.Errorf("entries %q, want 1", got)

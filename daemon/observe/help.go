@@ -48,7 +48,7 @@ var Families = map[string]Family{
 
 	// The response cache.
 	"aiassist_cache_hits_total":      {"counter", "Requests answered from the response cache, by model."},
-	"aiassist_cache_misses_total":    {"counter", "Requests the response cache had no answer for, by model; they ran, and their answer was stored. Bypasses are neither."},
+	"aiassist_cache_misses_total":    {"counter", "Requests the response cache did not answer, by model (none stored, or Cache-Control: no-cache): they ran, and their answer was stored. Bypasses are neither hits nor misses."},
 	"aiassist_cache_evictions_total": {"counter", "Answers dropped from the response cache, by model and reason: entries or bytes (cache.max_entries or max_bytes reached, least recently used first), expired (older than cache.ttl), unused (its model reloaded from new files or settings, or no longer served)."},
 	"aiassist_cache_bytes":           {"gauge", "Bytes of the answers the response cache holds, by model (each counted as its text plus about 256 bytes)."},
 	"aiassist_cache_entries":         {"gauge", "Answers the response cache holds, by model."},

@@ -48,11 +48,11 @@ func (u *cacheUse) get(r *route.Request) *cache.Entry {
 	if u == nil {
 		return nil
 	}
-	if u.read {
-		if e, ok := u.c.Get(u.key); ok {
-			markCache(r, "hit")
-			return e
-		}
+	if !u.read {
+		u.c.Miss(u.key)
+	} else if e, ok := u.c.Get(u.key); ok {
+		markCache(r, "hit")
+		return e
 	}
 	markCache(r, "miss")
 	return nil
