@@ -14,7 +14,9 @@ func TestCacheIdentity(t *testing.T) {
 	cfg := &schema.Config{}
 	spec := schema.Model{Name: "m", Kind: schema.KindCausalLM, Path: "/m", Instances: 1, MaxSequences: 8, MaxQueue: 64, Truncate: "error"}
 	file := fileID{dev: 1, ino: 2, size: 3, mtime: time.Unix(4, 0)}
-	id := func(spec schema.Model, file fileID) string { return modelIdentity(&loadedModel{spec: spec, file: file}, cfg) }
+	id := func(spec schema.Model, file fileID) string {
+		return modelIdentity(&loadedModel{spec: spec, file: file}, cfg)
+	}
 	base := id(spec, file)
 	same := spec
 	same.Instances, same.MaxSequences, same.MaxQueue, same.RequestTimeout, same.NoCache = 4, 16, 8, time.Minute, true

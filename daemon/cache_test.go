@@ -151,7 +151,7 @@ cache: {enabled: true, max_entries: 100, ttl: "1h"}
 	// Bypasses.
 	for _, c := range []struct {
 		name, key, body, want string
-		header             []string
+		header                []string
 	}{
 		{name: `"cache": false`, key: plain, body: `{"model":"llama","prompt":"Hello","max_tokens":8,"temperature":0,"cache":false}`, want: "bypass"},
 		{name: "Cache-Control: no-store", key: plain, body: greedy, want: "bypass", header: []string{"Cache-Control", "no-store"}},
