@@ -91,12 +91,12 @@ func (b *KeyBuilder) Float(name string, v float64) *KeyBuilder {
 
 // Bool adds a flag.
 func (b *KeyBuilder) Bool(name string, v bool) *KeyBuilder {
-	var x int64
+	x := byte(0)
 	if v {
 		x = 1
 	}
 	b.field(name, 't', 1)
-	b.h.Write([]byte{byte(x)})
+	b.h.Write([]byte{x})
 	return b
 }
 
