@@ -43,7 +43,7 @@ func buildGate(cfg *schema.Config, old *gate.Gate, logger *slog.Logger, set *met
 		opts.Keys = append(opts.Keys, gate.Key{
 			Name: name, Hash: k.Hash, Principal: k.Principal, Created: k.Created,
 			NotBefore: k.NotBefore, NotAfter: k.NotAfter, Models: k.Models,
-			AllowIPs: k.AllowIPs, Scopes: k.Scopes, Limit: k.Limit,
+			AllowIPs: k.AllowIPs, Scopes: k.Scopes, Limit: k.Limit, NoCache: k.NoCache,
 		})
 	}
 	if j := cfg.Auth.JWT; j != nil {

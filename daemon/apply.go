@@ -24,6 +24,7 @@ import (
 //	logging.level, logging.format    applied from the next log line
 //	logging.access_log, log_prompts  applied to requests from then on
 //	metrics.*                        applied
+//	cache, a model's or key's cache  applied at the swap: new bounds; answers of kept models stay
 //	reload.watch                     applied: the watch starts or stops
 //	reload.admin_socket              applied: the new socket opens before the old one closes
 //	runtime.library                  refused: the process loads ONNX Runtime once; restart

@@ -284,7 +284,7 @@ var grafanaVars = strings.NewReplacer(
 )
 
 // mayBeEmpty are dashboard panels whose series the test's daemon does not
-// export: no response cache exists yet, and the test config has no API
+// export: the test config turns no response cache on, and has no API
 // keys with an expiry.
 var mayBeEmpty = []string{"Cache hit ratio", "API key expiry"}
 

@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/aiassist/aiassist/daemon/api"
+	"github.com/aiassist/aiassist/daemon/cache"
 	"github.com/aiassist/aiassist/daemon/gate"
 	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/engine"
@@ -140,8 +141,9 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 	}
 	var oldGate *gate.Gate
 	var oldLimits *limit.Limiter
+	var oldCache *cache.Cache
 	if old != nil {
-		oldGate, oldLimits = old.api.Gate, old.api.Limits
+		oldGate, oldLimits, oldCache = old.api.Gate, old.api.Limits, old.api.Cache
 	}
 	g, err := buildGate(cfg, oldGate, logger, set)
 	if err != nil {
@@ -188,11 +190,15 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 			st.api.Models[name] = lm.model
 		}
 	}
+	buildCache(cfg, st, oldCache, set)
 	return st, nil
 }
 
 func sameModel(prev *loadedModel, spec schema.Model, file fileID, ca, cb *schema.Config) bool {
-	return prev.spec == spec && prev.file == file && ca.Runtime.InterOpThreads == cb.Runtime.InterOpThreads
+	// Whether the model is cached needs no new sessions.
+	old := prev.spec
+	old.NoCache = spec.NoCache
+	return old == spec && prev.file == file && ca.Runtime.InterOpThreads == cb.Runtime.InterOpThreads
 }
 
 // filesChanged reports whether a file st was loaded from — a model's, a
@@ -282,6 +288,7 @@ func warmInputs(infos []engine.IOInfo) ([]engine.Tensor, string) {
 // expiry visible, and hides those of old's models that next does not serve
 // and of old's keys. It runs at the swap.
 func publish(old, next *state) {
+	publishCache(old, next)
 	if old != nil {
 		metrics.UnregisterSet(old.api.Gate.KeyMetrics(), false)
 	}

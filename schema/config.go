@@ -32,6 +32,7 @@ type Config struct {
 	Limits       Limits
 	Alerts       Alerts
 	UI           UI
+	Cache        *Cache // nil: no response cache (cache.enabled false)
 	Path         string // absolute path of the file this was loaded from
 
 	// places are where the file sets each value: see Pos. Two loads of
@@ -140,6 +141,7 @@ type APIKey struct {
 	AllowIPs  []string  // CIDRs or addresses; empty: access.allow_ips alone
 	Scopes    []string  // empty: ["model:call"]
 	Limit     string    // a key of limits.classes; "" for none
+	NoCache   bool      // cache: false
 }
 
 // JWT configures bearer tokens.
@@ -349,6 +351,7 @@ type Model struct {
 	// RequestTimeout overrides server.request_timeout for this model; 0
 	// keeps the server's.
 	RequestTimeout time.Duration
+	NoCache        bool     // cache: false
 	Batching       Batching // tensor models only; zero for causal-lm
 
 	// The fields below are set for causal-lm models only.

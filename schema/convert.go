@@ -32,6 +32,7 @@ type rawConfig struct {
 	Limits       rawLimits           `json:"limits"`
 	Alerts       rawAlerts           `json:"alerts"`
 	UI           UI                  `json:"ui"`
+	Cache        rawCache            `json:"cache"`
 }
 
 type rawListener struct {
@@ -64,6 +65,7 @@ type rawAPIKey struct {
 	AllowIPs  []string `json:"allow_ips"`
 	Scopes    []string `json:"scopes"`
 	Limit     string   `json:"limit"`
+	Cache     bool     `json:"cache"`
 }
 
 type rawJWT struct {
@@ -218,6 +220,7 @@ type rawModel struct {
 	ContextLength  int         `json:"context_length"`
 	Truncate       string      `json:"truncate"`
 	ChatTemplate   string      `json:"chat_template"`
+	Cache          *bool       `json:"cache"` // nil for a kind without the field
 }
 
 type rawBatching struct {
@@ -408,6 +411,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			Path:           resolve(dir, m.Path),
 			Instances:      m.Instances,
 			IntraOpThreads: m.IntraOpThreads,
+			NoCache:        m.Cache != nil && !*m.Cache,
 		}
 		if m.RequestTimeout != "" {
 			at := []string{"models", label(name), "request_timeout"}
@@ -450,6 +454,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 	}
 	cfg.Limits = convertLimits(&raw.Limits)
 	cfg.Alerts = c.convertAlerts(&raw.Alerts)
+	cfg.Cache = c.convertCache(&raw.Cache)
 
 	c.check(cfg)
 	return cfg
@@ -494,6 +499,7 @@ func (c *checker) convertAuth(raw *rawAuth, dir string) Auth {
 			AllowIPs:  list(k.AllowIPs),
 			Scopes:    list(k.Scopes),
 			Limit:     k.Limit,
+			NoCache:   !k.Cache,
 		}
 	}
 	if j := raw.JWT; j != nil {

@@ -27,6 +27,7 @@ func TestDeps(t *testing.T) {
 		{"./daemon/limit/...", lib[1:], []string{"daemon"}},
 		{"./daemon/secret/...", []string{"cmd", "schema", "engine", "daemon/api", "daemon/listener", "daemon/gate", "daemon/limit", "daemon/alert", "daemon/observe"}, []string{"daemon"}},
 		{"./daemon/alert/...", lib[1:], []string{"daemon"}},
+		{"./daemon/cache/...", lib[1:], []string{"daemon"}},
 		{"./daemon/listener/...", []string{"cmd", "schema", "engine", "daemon/api", "daemon/gate", "daemon/limit", "daemon/alert"}, []string{"daemon"}},
 		{"./daemon/observe/...", []string{"cmd", "schema", "daemon/api", "daemon/listener", "daemon/gate"}, []string{"daemon"}},
 	} {

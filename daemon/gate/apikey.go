@@ -143,6 +143,9 @@ type Key struct {
 	Scopes []string
 	// Limit names the key's rate-limit class; the gate only carries it.
 	Limit string
+	// NoCache keeps the key's requests out of the response cache; the
+	// gate only carries it.
+	NoCache bool
 }
 
 // DefaultKeyScopes are what a key without scopes grants.

@@ -28,6 +28,9 @@ type Principal struct {
 	// Limit is the key's rate-limit class.
 	Limit  string
 	Scopes []string
+	// NoCache says the key has cache: false: its requests are neither
+	// answered from the response cache nor stored in it.
+	NoCache bool
 
 	subject     string              // what abuse detection tracks it under
 	keyModels   map[string]struct{} // nil: all
@@ -92,6 +95,7 @@ func (c *principalCell) get(e *keyEntry, id []byte) *Principal {
 		KeyName:   e.Name,
 		KeyID:     string(id),
 		Limit:     e.Limit,
+		NoCache:   e.NoCache,
 		Scopes:    e.scopes,
 		subject:   "key:" + e.Name,
 		keyModels: e.models,

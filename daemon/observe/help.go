@@ -46,6 +46,13 @@ var Families = map[string]Family{
 	"aiassist_time_to_first_token_seconds":   {"histogram", "Time from a generation request's start to its first generated token."},
 	"aiassist_inter_token_latency_seconds":   {"histogram", "Time between two generated tokens of one sequence."},
 
+	// The response cache.
+	"aiassist_cache_hits_total":      {"counter", "Requests answered from the response cache, by model."},
+	"aiassist_cache_misses_total":    {"counter", "Requests the response cache did not answer, by model (none stored, or Cache-Control: no-cache): they ran, and their answer was stored. Bypasses are neither hits nor misses."},
+	"aiassist_cache_evictions_total": {"counter", "Answers dropped from the response cache, by model and reason: entries or bytes (cache.max_entries or max_bytes reached, least recently used first), expired (older than cache.ttl), unused (its model reloaded from new files or settings, or no longer served)."},
+	"aiassist_cache_bytes":           {"gauge", "Bytes of the answers the response cache holds, by model (each counted as its text plus about 256 bytes)."},
+	"aiassist_cache_entries":         {"gauge", "Answers the response cache holds, by model."},
+
 	// Configuration and reloads.
 	"aiassist_config_generation":                            {"gauge", "Number of the config generation being served; it grows by one at each applied reload."},
 	"aiassist_config_reloads_total":                         {"counter", "Config reloads, by result: success, unchanged (same decoded config) or failure."},

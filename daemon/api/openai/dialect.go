@@ -32,6 +32,8 @@ type answer struct {
 	created      int64
 	start        time.Time
 	includeUsage bool
+	// cached says the answer came from the response cache.
+	cached bool
 }
 
 type usage struct {
@@ -61,6 +63,9 @@ type generateResponse struct {
 	FinishReason *string  `json:"finish_reason,omitempty"`
 	Usage        *usage   `json:"usage,omitempty"`
 	LatencyMS    *float64 `json:"latency_ms,omitempty"`
+	// Cached is true on an answer from the response cache (the stream's
+	// last event).
+	Cached bool `json:"cached,omitempty"`
 }
 
 func (seedGenerate) path() string                             { return "/v1/generate" }
@@ -69,7 +74,7 @@ func (seedGenerate) start(*answer) []any                      { return nil }
 
 func (seedGenerate) response(a *answer, res generate.Result) any {
 	finish := res.FinishReason
-	return generateResponse{ID: "gen-" + a.id, Model: a.model, Text: res.Text, FinishReason: &finish, Usage: usageOf(res), LatencyMS: milliseconds(time.Since(a.start))}
+	return generateResponse{ID: "gen-" + a.id, Model: a.model, Text: res.Text, FinishReason: &finish, Usage: usageOf(res), LatencyMS: milliseconds(time.Since(a.start)), Cached: a.cached}
 }
 
 func (seedGenerate) chunk(a *answer, text string) any {
@@ -78,7 +83,7 @@ func (seedGenerate) chunk(a *answer, text string) any {
 
 func (seedGenerate) end(a *answer, res generate.Result) []any {
 	finish := res.FinishReason
-	return []any{generateResponse{ID: "gen-" + a.id, Model: a.model, FinishReason: &finish, Usage: usageOf(res), LatencyMS: milliseconds(time.Since(a.start))}}
+	return []any{generateResponse{ID: "gen-" + a.id, Model: a.model, FinishReason: &finish, Usage: usageOf(res), LatencyMS: milliseconds(time.Since(a.start)), Cached: a.cached}}
 }
 
 // openAIResponse is the body of /v1/completions and /v1/chat/completions

@@ -30,6 +30,9 @@ type textRequest struct {
 	// than taking the route's default), so more than the context holds
 	// is refused rather than cut.
 	ExplicitMaxTokens bool
+	// NoCache is "cache": false: the answer is neither read from the
+	// response cache nor stored in it.
+	NoCache bool
 }
 
 // Defaults of the routes: /v1/generate keeps the seed API's, the OpenAI
@@ -57,6 +60,8 @@ type sampling struct {
 	Stop              json.RawMessage `json:"stop"`
 	Seed              json.RawMessage `json:"seed"`
 	Stream            *bool           `json:"stream"`
+	// Cache false keeps the request out of the response cache.
+	Cache *bool `json:"cache"`
 }
 
 // openAIFields are the OpenAI request fields aiassist has no use for. They
@@ -340,6 +345,7 @@ func (s *sampling) apply(r *textRequest, maxTokens int, temperature float64) err
 		p.Seed = &seed
 	}
 	r.Stream = s.Stream != nil && *s.Stream
+	r.NoCache = s.Cache != nil && !*s.Cache
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/aiassist/aiassist/daemon/api/route"
+	"github.com/aiassist/aiassist/daemon/cache"
 	"github.com/aiassist/aiassist/engine/generate"
 )
 
@@ -116,15 +117,24 @@ func (c *textCall) Serve(r *route.Request) (route.Stream, error) {
 	}
 	a := &answer{id: r.ID, model: r.Model, created: time.Now().Unix(), start: r.Start, includeUsage: c.req.IncludeUsage}
 	log := &genLog{r: r, prompt: p.Prompt}
+	cu := useCache(r, cache.KindText, repeatable(p), c.req.NoCache, textKey(p))
+	if e := cu.get(r); e != nil {
+		stopAll()
+		return c.replay(r, a, log, e)
+	}
 
 	if !c.req.Stream {
 		defer stopAll()
+		emit, chunks := cu.collect()
 		stop := watchHangup(r.Ctx.Conn(), hangupEvery, func() { leave(route.ErrClientGone) })
-		res, err := c.m.Generate(ctx, p, nil)
+		res, err := c.m.Generate(ctx, p, emit)
 		stop()
 		log.result(res, res.Text)
 		if err != nil {
 			return nil, gone(r, err)
+		}
+		if chunks != nil {
+			cu.put(toCache(res, *chunks))
 		}
 		return nil, route.WriteJSON(r.Ctx, 200, c.d.response(a, res))
 	}
@@ -142,12 +152,38 @@ func (c *textCall) Serve(r *route.Request) (route.Stream, error) {
 		log.result(g.res, "")
 		return nil, gone(r, g.err)
 	}
+	startStream(r)
+	return &textStream{r: r, d: c.d, a: a, g: g, first: first, hasFirst: ok, log: log, cache: cu}, nil
+}
+
+// startStream sets the status and headers of an event stream.
+func startStream(r *route.Request) {
 	rc := r.Ctx
 	rc.SetStatusCode(200)
 	rc.SetContentType("text/event-stream")
 	rc.Response.Header.Set("Cache-Control", "no-cache")
 	// Proxies such as nginx would otherwise hold the chunks back.
 	rc.Response.Header.Set("X-Accel-Buffering", "no")
+}
+
+// replay answers from the cache: the stored result, shaped as the route
+// shapes a fresh one, and streamed when asked, chunk for chunk as the
+// generation was; logged, counted and charged as one.
+func (c *textCall) replay(r *route.Request, a *answer, log *genLog, e *cache.Entry) (route.Stream, error) {
+	a.cached = true
+	res := fromCache(e)
+	if !c.req.Stream {
+		log.result(res, res.Text)
+		return nil, route.WriteJSON(r.Ctx, 200, c.d.response(a, res))
+	}
+	// A finished generation: its chunks queued, its result set.
+	g := &generation{chunks: make(chan string, len(e.Chunks)), res: res, cancel: func() {}}
+	for _, ch := range e.Chunks {
+		g.chunks <- ch
+	}
+	close(g.chunks)
+	first, ok := <-g.chunks
+	startStream(r)
 	return &textStream{r: r, d: c.d, a: a, g: g, first: first, hasFirst: ok, log: log}, nil
 }
 
@@ -160,14 +196,21 @@ type textStream struct {
 	first    string
 	hasFirst bool
 	log      *genLog
+	// cache stores the answer once the stream has sent all of it; nil
+	// for none.
+	cache *cacheUse
 }
 
 func (s *textStream) Write(w *route.SSE) {
 	defer s.g.cancel()
 	var sent strings.Builder
+	var chunks []string
 	send := func(text string) {
 		if s.r.State.Prompts != nil {
 			sent.WriteString(text)
+		}
+		if s.cache != nil {
+			chunks = append(chunks, text)
 		}
 		w.Event(s.d.chunk(s.a, text))
 	}
@@ -199,6 +242,9 @@ func (s *textStream) Write(w *route.SSE) {
 			w.Event(ev)
 		}
 		w.Done()
+		if w.Err() == nil {
+			s.cache.put(toCache(s.g.res, chunks))
+		}
 	}
 }
 

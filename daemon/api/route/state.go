@@ -3,6 +3,7 @@ package route
 import (
 	"time"
 
+	"github.com/aiassist/aiassist/daemon/cache"
 	"github.com/aiassist/aiassist/daemon/gate"
 	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/daemon/observe"
@@ -40,4 +41,12 @@ type State struct {
 	Gate *gate.Gate
 	// Limits are the rate limits; nil limits nothing.
 	Limits *limit.Limiter
+	// Cache keeps the answers to repeated requests; nil caches nothing.
+	// It outlives the State: a reload passes it on.
+	Cache *cache.Cache
+	// CacheModels are the identities of the models whose answers are
+	// cached, by name (a model with cache: false is not in it).
+	CacheModels map[string]string
+	// CacheSampled caches requests whose answer is random too.
+	CacheSampled bool
 }
