@@ -5,15 +5,16 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"maps"
 	"slices"
+	"sync"
 	"strings"
 	"testing"
 
 	"github.com/aiassist/aiassist/engine/generate"
 	"github.com/aiassist/aiassist/engine/hub/hubtest"
 	"github.com/aiassist/aiassist/engine/internal/testpaths"
-	"github.com/aiassist/aiassist/engine/onnxpb"
-	"google.golang.org/protobuf/proto"
+	"github.com/aiassist/aiassist/engine/modelgen"
 )
 
 const repo = "org/tiny-llama"
@@ -22,6 +23,19 @@ const repo = "org/tiny-llama"
 // the decoder in onnx/, a q4 twin beside it, and files a pull skips.
 func tinyLlamaRepo(t *testing.T) map[string][]byte {
 	t.Helper()
+	repoOnce.Do(func() { repoFiles = buildRepo(t) })
+	if repoFiles == nil {
+		t.Fatal("cannot build the tiny-llama repository")
+	}
+	return maps.Clone(repoFiles)
+}
+
+var (
+	repoOnce  sync.Once
+	repoFiles map[string][]byte
+)
+
+func buildRepo(t *testing.T) map[string][]byte {
 	dir := filepath.Join(testpaths.RepoRoot(t), "examples", "models", "tiny-llama")
 	files := map[string][]byte{
 		"README.md":      []byte("# tiny-llama\n"),
@@ -39,14 +53,9 @@ func tinyLlamaRepo(t *testing.T) map[string][]byte {
 		t.Fatal(err)
 	}
 	files["onnx/model.onnx"] = model
-	// The q4 twin differs only in its doc string: another file, which
-	// still loads.
-	var m onnxpb.ModelProto
-	if err := proto.Unmarshal(model, &m); err != nil {
-		t.Fatal(err)
-	}
-	m.DocString = proto.String("q4 twin")
-	if files["onnx/model_q4.onnx"], err = proto.Marshal(&m); err != nil {
+	// The q4 variant is the int4 (MatMulNBits) export of the same model.
+	q4 := modelgen.QuantizeNBits(modelgen.TinyLlama().Llama, modelgen.NBitsOptions{BlockSize: 32, ZeroPoints: true})
+	if files["onnx/model_q4.onnx"], err = modelgen.Marshal(q4.Model("tiny-llama-q4")); err != nil {
 		t.Fatal(err)
 	}
 	return files
@@ -128,6 +137,7 @@ func TestPull(t *testing.T) {
 	if _, err := pull(t, c, "hf://"+repo, "q4", dir); err != nil {
 		t.Fatal(err)
 	}
+	sameFiles(t, dir, files, map[string]string{"onnx/model.onnx": "onnx/model_q4.onnx"})
 	if st := h.Stats(); st.Resolves != 1 || !slices.Equal(st.Ranges["onnx/model_q4.onnx"], []string{"", ""}) {
 		t.Errorf("q4 over fp32: stats %+v; want one resolve and one storage request, no Range", st)
 	}
