@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -67,6 +69,9 @@ func pull(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	c := &hub.Client{Endpoint: *endpoint, Token: os.Getenv("HF_TOKEN"), Progress: newProgress(stderr)}
+	if u, err := url.Parse(*endpoint); err == nil && u.Scheme == "http" && c.Token != "" && !isLoopback(u.Hostname()) {
+		fmt.Fprintf(stderr, "warning: HF_TOKEN goes unencrypted to %s; use an https:// endpoint\n", u.Redacted())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	fmt.Fprintf(stderr, "pulling %s into %s\n", ref, target)
@@ -84,6 +89,9 @@ func pull(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "%s (%s, %s): %d files, %s; %d downloaded (%s), the others were in place\n",
 		ref, res.Selection.Layout, res.Selection.Variant, len(res.Selection.Files), humanBytes(size), res.Downloaded, humanBytes(res.Bytes))
+	if v := strings.ToLower(res.Selection.Variant); strings.Contains(v, "fp16") || strings.Contains(v, "f16") {
+		fmt.Fprintf(stderr, "warning: a %s export computes in float16; aiassist serves float32 logits and cache only, so it will not load: pull fp32, q4 or int8\n", res.Selection.Variant)
+	}
 	fit := fitContext(target, res.Selection, size, memAvailable())
 	fmt.Fprintf(stdout, `// Append to the config (default %s), then run aiassistd check:
 models: %q: {
@@ -93,6 +101,14 @@ models: %q: {
 }
 `, defaultConfig, *name, target, fit.length, fit.why)
 	return 0
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // maxSequences is the schema's default max_sequences, which the KV cache

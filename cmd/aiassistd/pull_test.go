@@ -11,6 +11,7 @@ import (
 	"github.com/aiassist/aiassist/engine/generate"
 	"github.com/aiassist/aiassist/engine/hub"
 	"github.com/aiassist/aiassist/engine/hub/hubtest"
+	"github.com/aiassist/aiassist/engine/modelgen"
 )
 
 // TestPullServes pulls the generated tiny-llama from a local hub the way
@@ -31,6 +32,12 @@ func TestPullServes(t *testing.T) {
 		}
 		files[name] = b
 	}
+	q4 := modelgen.QuantizeNBits(modelgen.TinyLlama().Llama, modelgen.NBitsOptions{BlockSize: 16})
+	b, err := modelgen.Marshal(q4.Model("tiny-llama-q4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["onnx/model_q4.onnx"] = b
 	h := hubtest.New(map[string]map[string][]byte{"org/tiny-llama": files})
 	defer h.Close()
 	const token = "hf_pulltesttoken"
@@ -67,16 +74,27 @@ func TestPullServes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := generate.Load(rt, generate.Options{Name: "tiny", Dir: path})
-	if err != nil {
-		t.Fatal(err)
+	generates := func(path string) {
+		t.Helper()
+		m, err := generate.Load(rt, generate.Options{Name: "tiny", Dir: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		var n int
+		res, err := m.GenerateIDs(context.Background(), []int{40, 71, 82, 82, 85}, generate.Request{MaxTokens: 8}, func(int) error { n++; return nil })
+		if err != nil || n != 8 {
+			t.Fatalf("generate from %s: %d tokens, %+v, %v", path, n, res, err)
+		}
 	}
-	defer m.Close()
-	var n int
-	res, err := m.GenerateIDs(context.Background(), []int{40, 71, 82, 82, 85}, generate.Request{MaxTokens: 8}, func(int) error { n++; return nil })
-	if err != nil || n != 8 {
-		t.Fatalf("generate from the pulled folder: %d tokens, %+v, %v", n, res, err)
+	generates(path)
+
+	// The int4 variant lands in its own folder by default, and serves.
+	code, out, errOut = runCmd("pull", "-dir", dir, "-variant", "q4", "hf://org/tiny-llama")
+	if code != 0 || !strings.Contains(out, `models: "tiny-llama-q4": {`) {
+		t.Fatalf("pull -variant q4 = %d\n%s%s", code, out, errOut)
 	}
+	generates(filepath.Join(dir, "tiny-llama-q4"))
 
 	h.Stats()
 	if code, out, errOut := runCmd("pull", "-dir", dir, "-name", "tiny", "hf://org/tiny-llama"); code != 0 || !strings.Contains(errOut, "0 downloaded") {
@@ -115,5 +133,29 @@ func TestFitContext(t *testing.T) {
 	f(opt, 0, 32768, "MemAvailable is unknown")
 	if got := parseMemAvailable("MemTotal:       16318412 kB\nMemFree:  1 kB\nMemAvailable:   12345678 kB\n"); got != 12345678<<10 {
 		t.Errorf("parseMemAvailable = %d", got)
+	}
+}
+
+// TestProgress drives both progress displays as a pull does, a resumed
+// file included.
+func TestProgress(t *testing.T) {
+	var b strings.Builder
+	p := &lineProgress{w: &b}
+	w := p.Start("onnx/model.onnx", 100<<20, 10<<20)
+	for range 90 {
+		w.Write(make([]byte, 1<<20))
+	}
+	p.Done("onnx/model.onnx", nil)
+	if got := b.String(); !strings.HasPrefix(got, "onnx/model.onnx: resuming at 10.0 MiB of 100.0 MiB\n") ||
+		!strings.Contains(got, "onnx/model.onnx: 20% (20.0 MiB of 100.0 MiB)\n") || !strings.HasSuffix(got, "onnx/model.onnx: done\n") || strings.Count(got, "\n") != 10 {
+		t.Errorf("plain progress:\n%s", got)
+	}
+	b.Reset()
+	bar := &barProgress{w: &b}
+	w = bar.Start("tokenizer.json", 2000, 500)
+	w.Write(make([]byte, 1500))
+	bar.Done("tokenizer.json", nil)
+	if got := b.String(); !strings.Contains(got, "tokenizer.json") || !strings.Contains(got, "100%") {
+		t.Errorf("bar progress: %q", got)
 	}
 }

@@ -47,6 +47,11 @@ func (c *Client) Pull(ctx context.Context, ref Ref, variant, dir string) (*Resul
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create the model folder: %w", err)
 	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	res := &Result{Listing: l, Selection: sel, Dir: dir}
 	var todo []Pick
 	var need int64
@@ -375,6 +380,25 @@ func escapePath(p string) string {
 		parts[i] = url.PathEscape(s)
 	}
 	return strings.Join(parts, "/")
+}
+
+// lockFile keeps two pulls from writing one folder at once; the engine
+// ignores it.
+const lockFile = ".pull.lock"
+
+func lockDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cannot lock the model folder: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another pull is writing %s; wait for it to finish", dir)
+		}
+		return nil, fmt.Errorf("cannot lock the model folder: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 func freeBytes(dir string) (int64, bool) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"maps"
+	"net/http"
 	"slices"
 	"sync"
 	"strings"
@@ -340,4 +341,51 @@ func TestSelect(t *testing.T) {
 	if _, err := Select(listing("onnx/model.onnx", "tokenizer.json"), ""); err == nil || !strings.Contains(err.Error(), "no config.json at its top") {
 		t.Errorf("no config.json: %v", err)
 	}
+}
+
+// TestPullLocks holds the folder's lock as a running pull would: a
+// second pull into the folder is refused and says why.
+func TestPullLocks(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, map[string]map[string][]byte{repo: tinyLlamaRepo(t)})
+	dir := t.TempDir()
+	unlock, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pull(t, &Client{Endpoint: h.API.URL}, "hf://"+repo, "", dir); err == nil || !strings.Contains(err.Error(), "another pull is writing") {
+		t.Errorf("pull into a locked folder: %v", err)
+	}
+	unlock()
+	if _, err := pull(t, &Client{Endpoint: h.API.URL}, "hf://"+repo, "", dir); err != nil {
+		t.Errorf("pull after the lock is released: %v", err)
+	}
+}
+
+// TestCheckHeaders compares the resolve response's headers with the
+// listing: a hub whose X-Linked-Etag, X-Linked-Size or plain ETag differs
+// from its listing serves another revision than it listed.
+func TestCheckHeaders(t *testing.T) {
+	lfs := File{Path: "onnx/model.onnx", Size: 10, BlobID: strings.Repeat("1", 40), SHA256: strings.Repeat("a", 64)}
+	plain := File{Path: "config.json", Size: 3, BlobID: strings.Repeat("b", 40)}
+	f := func(file File, ri redirectInfo, etag, want string) {
+		t.Helper()
+		resp := &http.Response{Header: http.Header{}}
+		if etag != "" {
+			resp.Header.Set("ETag", etag)
+		}
+		err := checkHeaders(file, &ri, resp)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s %+v ETag %q: %v; want %q", file.Path, ri, etag, err, want)
+		}
+	}
+	f(lfs, redirectInfo{linkedEtag: `"` + lfs.SHA256 + `"`, linkedSize: "10", redirected: true}, "", "")
+	f(lfs, redirectInfo{linkedEtag: `"` + strings.Repeat("c", 64) + `"`, redirected: true}, "", "X-Linked-Etag is")
+	f(lfs, redirectInfo{linkedEtag: `"` + lfs.SHA256 + `"`, linkedSize: "11", redirected: true}, "", "X-Linked-Size is")
+	f(plain, redirectInfo{}, `"`+plain.BlobID+`"`, "")
+	f(plain, redirectInfo{}, `W/"`+plain.BlobID+`"`, "")
+	f(plain, redirectInfo{}, `"`+strings.Repeat("d", 40)+`"`, "ETag is")
+	// A mirror's own ETag kind, or one from a storage host, says nothing.
+	f(plain, redirectInfo{}, `"5f3a-1234"`, "")
+	f(plain, redirectInfo{redirected: true}, `"`+strings.Repeat("d", 40)+`"`, "")
 }
