@@ -68,6 +68,12 @@ func QuantizeNBits(m *Llama, opts NBitsOptions) *NBitsLlama {
 	return q
 }
 
+// TinyLlamaInt4 is tiny-llama with its projections in 4-bit blocks of 32
+// with zero points, as ONNX Runtime's MatMul4BitsQuantizer writes them.
+func TinyLlamaInt4() *NBitsLlama {
+	return QuantizeNBits(TinyLlama().Llama, NBitsOptions{BlockSize: 32, ZeroPoints: true})
+}
+
 // Model returns the int4 decoder: the twin's graph with each projection's
 // MatMul replaced by a com.microsoft MatMulNBits node (bits 4) over the
 // packed weights, their scales and, with ZeroPoints, zero points. Its I/O
