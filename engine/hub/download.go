@@ -115,18 +115,29 @@ func (c *Client) fetch(ctx context.Context, ref Ref, rev string, p Pick, target 
 			}
 			return total, err
 		}
-		c.log().Warn("download interrupted, resuming", "file", p.Local, "attempt", attempt, "err", re.err)
+		wait := time.Duration(attempt) * 200 * time.Millisecond
+		if re.wait > 0 {
+			wait = re.wait
+		}
+		c.log().Warn("download interrupted, resuming", "file", p.Local, "attempt", attempt, "wait_seconds", wait.Seconds(), "err", re.err)
 		select {
 		case <-ctx.Done():
 			return total, ctx.Err()
-		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }
 
 // retryable marks an error a new attempt may overcome: a dropped
-// connection, a server error.
-type retryable struct{ err error }
+// connection, a server error, a rate limit (which says how long to wait).
+type retryable struct {
+	err  error
+	wait time.Duration
+}
+
+// maxRetryAfter bounds a hub's Retry-After, so a pull never sleeps long
+// on one header.
+const maxRetryAfter = 30 * time.Second
 
 func (r retryable) Error() string { return r.err.Error() }
 
@@ -172,7 +183,7 @@ func (c *Client) fetchOnce(ctx context.Context, ref Ref, rev string, p Pick, tar
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
 			}
-			return 0, retryable{fmt.Errorf("cannot fetch: %w", err)}
+			return 0, retryable{err: fmt.Errorf("cannot fetch: %w", err)}
 		}
 		defer resp.Body.Close()
 		switch resp.StatusCode {
@@ -188,16 +199,23 @@ func (c *Client) fetchOnce(ctx context.Context, ref Ref, rev string, p Pick, tar
 			start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
 			if !ok || start != have || (size >= 0 && size != p.Size) {
 				truncate(f)
-				return 0, retryable{fmt.Errorf("the server answered Range bytes=%d- with Content-Range %q; starting over", have, resp.Header.Get("Content-Range"))}
+				return 0, retryable{err: fmt.Errorf("the server answered Range bytes=%d- with Content-Range %q; starting over", have, resp.Header.Get("Content-Range"))}
 			}
 		case http.StatusRequestedRangeNotSatisfiable:
 			// The partial file does not fit the file served: drop it.
 			truncate(f)
-			return 0, retryable{fmt.Errorf("the server refused to resume at byte %d (416); starting over", have)}
+			return 0, retryable{err: fmt.Errorf("the server refused to resume at byte %d (416); starting over", have)}
 		default:
 			err := c.statusError(resp, ref, p.Path)
+			if resp.StatusCode == http.StatusTooManyRequests {
+				wait := time.Second
+				if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+					wait = min(time.Duration(s)*time.Second, maxRetryAfter)
+				}
+				return 0, retryable{err: err, wait: wait}
+			}
 			if resp.StatusCode >= 500 {
-				return 0, retryable{err}
+				return 0, retryable{err: err}
 			}
 			return 0, err
 		}
@@ -210,7 +228,11 @@ func (c *Client) fetchOnce(ctx context.Context, ref Ref, rev string, p Pick, tar
 		}
 		got, err = io.Copy(w, io.LimitReader(resp.Body, p.Size-have+1))
 		if c.Progress != nil {
-			c.Progress.Done(p.Local, err)
+			short := err
+			if short == nil && have+got != p.Size {
+				short = io.ErrUnexpectedEOF
+			}
+			c.Progress.Done(p.Local, short)
 		}
 		if err != nil {
 			if errors.Is(err, syscall.ENOSPC) {
@@ -220,14 +242,14 @@ func (c *Client) fetchOnce(ctx context.Context, ref Ref, rev string, p Pick, tar
 			if errors.As(err, &pe) {
 				return got, fmt.Errorf("cannot write %s: %w", partial, err)
 			}
-			return got, retryable{fmt.Errorf("the connection broke after %s of %s: %w", human(have+got), human(p.Size), err)}
+			return got, retryable{err: fmt.Errorf("the connection broke after %s of %s: %w", human(have+got), human(p.Size), err)}
 		}
 		if have+got > p.Size {
 			truncate(f)
 			return got, fmt.Errorf("%s: the server sent more than the %d bytes the listing gives; the partial download was deleted", p.Local, p.Size)
 		}
 		if have+got < p.Size {
-			return got, retryable{fmt.Errorf("the server sent %s of %s", human(have+got), human(p.Size))}
+			return got, retryable{err: fmt.Errorf("the server sent %s of %s", human(have+got), human(p.Size))}
 		}
 	}
 	if err := verify(f, p.File); err != nil {
@@ -237,7 +259,7 @@ func (c *Client) fetchOnce(ctx context.Context, ref Ref, rev string, p Pick, tar
 		if resumed {
 			// The bytes an earlier attempt left may be the bad ones:
 			// one more try, from the start.
-			return got, retryable{fmt.Errorf("the resumed download failed verification (%w); starting over", err)}
+			return got, retryable{err: fmt.Errorf("the resumed download failed verification (%w); starting over", err)}
 		}
 		return got, fmt.Errorf("%s: %w; the download was deleted: run pull again, and if it fails again the endpoint serves a file that is not the one it lists", p.Local, err)
 	}

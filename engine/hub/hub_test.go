@@ -145,7 +145,7 @@ func TestPull(t *testing.T) {
 }
 
 // TestPullResumes cuts the decoder's download in the middle: the pull
-// resumes it with Range and finishes. A .partial left by an earlier run
+// resumes it with Range and finishes. Server errors are retried. A .partial left by an earlier run
 // is resumed too, and one that does not verify is fetched again whole.
 func TestPullResumes(t *testing.T) {
 	t.Parallel()
@@ -164,6 +164,18 @@ func TestPullResumes(t *testing.T) {
 	ranges := h.Stats().Ranges["onnx/model.onnx"]
 	if len(ranges) != 4 || ranges[0] != "" || !strings.HasPrefix(ranges[2], "bytes=") || ranges[2] == "bytes=0-" {
 		t.Errorf("Range headers (resolve, storage, ...) %q; want a second request resuming near byte %d", ranges, cut)
+	}
+
+	// A busy hub (503) and a rate limit (429, Retry-After: 1) are waited out.
+	dir = t.TempDir()
+	h.FailOnce("tokenizer.json", http.StatusServiceUnavailable)
+	h.FailOnce("config.json", http.StatusTooManyRequests)
+	if _, err := pull(t, c, "hf://"+repo, "", dir); err != nil {
+		t.Fatal(err)
+	}
+	sameFiles(t, dir, files, tinyLayout)
+	if st := h.Stats(); st.Resolves != 7 {
+		t.Errorf("%d resolves, want 7: 5 files, 2 of them twice", st.Resolves)
 	}
 
 	dir = t.TempDir()

@@ -44,6 +44,8 @@ type Hub struct {
 	cut map[string]int64
 	// corrupt serves a file with one byte flipped.
 	corrupt map[string]bool
+	// fail answers the next resolve of a file with this status.
+	fail map[string]int
 	stats   Stats
 }
 
@@ -60,7 +62,7 @@ type Stats struct {
 // New starts a hub serving repos: repository ORG/REPO → path → content.
 // Files ending in .onnx, _data, .data or larger than 10 MiB are LFS files.
 func New(repos map[string]map[string][]byte) *Hub {
-	h := &Hub{repos: repos, gated: map[string]bool{}, cut: map[string]int64{}, corrupt: map[string]bool{}}
+	h := &Hub{repos: repos, gated: map[string]bool{}, cut: map[string]int64{}, corrupt: map[string]bool{}, fail: map[string]int{}}
 	h.stats.Ranges = map[string][]string{}
 	h.CDN = httptest.NewServer(http.HandlerFunc(h.serveCDN))
 	h.API = httptest.NewServer(http.HandlerFunc(h.route))
@@ -112,6 +114,10 @@ func (h *Hub) SetGated(repo string) { h.mu.Lock(); h.gated[repo] = true; h.mu.Un
 // CutOnce makes the next download of file (its repository path) stop
 // after n bytes of body, the connection closed.
 func (h *Hub) CutOnce(file string, n int64) { h.mu.Lock(); h.cut[file] = n; h.mu.Unlock() }
+
+// FailOnce makes the next resolve of file answer status (a 429 with
+// Retry-After: 1).
+func (h *Hub) FailOnce(file string, status int) { h.mu.Lock(); h.fail[file] = status; h.mu.Unlock() }
 
 // Corrupt makes file served with one byte flipped (its listing unchanged).
 func (h *Hub) Corrupt(file string, on bool) { h.mu.Lock(); h.corrupt[file] = on; h.mu.Unlock() }
@@ -241,6 +247,17 @@ func (h *Hub) serveResolve(w http.ResponseWriter, r *http.Request) {
 	})
 	files, ok := h.authorize(w, r, true)
 	if !ok {
+		return
+	}
+	h.mu.Lock()
+	status := h.fail[file]
+	delete(h.fail, file)
+	h.mu.Unlock()
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	if status != 0 {
+		refuse(w, status, "", http.StatusText(status))
 		return
 	}
 	content, ok := files[file]
