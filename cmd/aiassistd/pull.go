@@ -74,6 +74,9 @@ func pull(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if isFloat16(*variant) {
+		fmt.Fprintf(stderr, "warning: a %s export computes in float16; aiassist serves float32 logits and cache only, so it will not load: pull fp32, q4 or int8\n", *variant)
+	}
 	fmt.Fprintf(stderr, "pulling %s into %s\n", ref, target)
 	res, err := c.Pull(ctx, ref, *variant, target)
 	if err != nil {
@@ -89,9 +92,6 @@ func pull(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "%s (%s, %s): %d files, %s; %d downloaded (%s), the others were in place\n",
 		ref, res.Selection.Layout, res.Selection.Variant, len(res.Selection.Files), humanBytes(size), res.Downloaded, humanBytes(res.Bytes))
-	if v := strings.ToLower(res.Selection.Variant); strings.Contains(v, "fp16") || strings.Contains(v, "f16") {
-		fmt.Fprintf(stderr, "warning: a %s export computes in float16; aiassist serves float32 logits and cache only, so it will not load: pull fp32, q4 or int8\n", res.Selection.Variant)
-	}
 	fit := fitContext(target, res.Selection, size, memAvailable())
 	fmt.Fprintf(stdout, `// Append to the config (default %s), then run aiassistd check:
 models: %q: {
@@ -101,6 +101,13 @@ models: %q: {
 }
 `, defaultConfig, *name, target, fit.length, fit.why)
 	return 0
+}
+
+// isFloat16 reports whether a variant's name says it computes in float16
+// (fp16, q4f16, a GenAI folder such as cuda-fp16).
+func isFloat16(variant string) bool {
+	v := strings.ToLower(variant)
+	return strings.Contains(v, "fp16") || strings.Contains(v, "f16")
 }
 
 func isLoopback(host string) bool {
@@ -128,7 +135,7 @@ type contextFit struct {
 func fitContext(dir string, sel *hub.Selection, weights, available int64) contextFit {
 	shape := readShape(dir, sel.Layout)
 	dtype := int64(4)
-	if v := strings.ToLower(sel.Variant); strings.Contains(v, "fp16") || strings.Contains(v, "f16") {
+	if isFloat16(sel.Variant) {
 		dtype = 2
 	}
 	perToken := int64(shape.layers) * int64(shape.kvHeads) * int64(shape.headDim) * 2 * dtype

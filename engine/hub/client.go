@@ -112,7 +112,17 @@ func (c *Client) get(ctx context.Context, u string, header http.Header) (*http.R
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	return c.httpClient().Do(req)
+	resp, err := c.httpClient().Do(req)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// A storage host's URL carries a signature in its query: an
+		// error message is no place for it.
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			u.RawQuery, u.User = "", nil
+			ue.URL = u.String()
+		}
+	}
+	return resp, err
 }
 
 // List fetches the file listing of ref.

@@ -45,7 +45,7 @@ func (c *Client) Pull(ctx context.Context, ref Ref, variant, dir string) (*Resul
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("cannot create the model folder: %w", err)
+		return nil, fmt.Errorf("cannot create the model folder (pick another -dir?): %w", err)
 	}
 	unlock, err := lockDir(dir)
 	if err != nil {
@@ -206,6 +206,12 @@ func (c *Client) fetchOnce(ctx context.Context, ref Ref, rev string, p Pick, tar
 			truncate(f)
 			return 0, retryable{err: fmt.Errorf("the server refused to resume at byte %d (416); starting over", have)}
 		default:
+			if ri.redirected {
+				// The hub sent us on; the storage host's refusal is
+				// most likely an expired signed URL, which a new
+				// resolve renews.
+				return 0, retryable{err: fmt.Errorf("%s: the storage host %s answered %s", p.Path, resp.Request.URL.Host, resp.Status)}
+			}
 			err := c.statusError(resp, ref, p.Path)
 			if resp.StatusCode == http.StatusTooManyRequests {
 				wait := time.Second

@@ -170,12 +170,14 @@ func TestPullResumes(t *testing.T) {
 	dir = t.TempDir()
 	h.FailOnce("tokenizer.json", http.StatusServiceUnavailable)
 	h.FailOnce("config.json", http.StatusTooManyRequests)
+	// The storage host refusing an expired signed URL means resolve anew.
+	h.FailOnce("storage:onnx/model.onnx", http.StatusForbidden)
 	if _, err := pull(t, c, "hf://"+repo, "", dir); err != nil {
 		t.Fatal(err)
 	}
 	sameFiles(t, dir, files, tinyLayout)
-	if st := h.Stats(); st.Resolves != 7 {
-		t.Errorf("%d resolves, want 7: 5 files, 2 of them twice", st.Resolves)
+	if st := h.Stats(); st.Resolves != 8 || st.CDN != 2 {
+		t.Errorf("%d resolves, %d storage requests; want 8 (5 files, 3 of them twice) and 2", st.Resolves, st.CDN)
 	}
 
 	dir = t.TempDir()
@@ -400,4 +402,16 @@ func TestCheckHeaders(t *testing.T) {
 	// A mirror's own ETag kind, or one from a storage host, says nothing.
 	f(plain, redirectInfo{}, `"5f3a-1234"`, "")
 	f(plain, redirectInfo{redirected: true}, `"`+strings.Repeat("d", 40)+`"`, "")
+}
+
+// TestErrorsHideSignedURLs fails a request to a signed URL: the error
+// names the host and path but not the query, which holds the signature.
+func TestErrorsHideSignedURLs(t *testing.T) {
+	h := newHub(t, nil)
+	addr := h.CDN.URL
+	h.CDN.Close()
+	_, err := (&Client{}).get(context.Background(), addr+"/repos/abc?X-Signature=s3cr3t&Expires=1", nil)
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "/repos/abc") {
+		t.Errorf("error %v; want one naming /repos/abc without the signature", err)
+	}
 }

@@ -116,7 +116,8 @@ func (h *Hub) SetGated(repo string) { h.mu.Lock(); h.gated[repo] = true; h.mu.Un
 func (h *Hub) CutOnce(file string, n int64) { h.mu.Lock(); h.cut[file] = n; h.mu.Unlock() }
 
 // FailOnce makes the next resolve of file answer status (a 429 with
-// Retry-After: 1).
+// Retry-After: 1). A file named "storage:PATH" makes the storage host
+// answer the next request for PATH so.
 func (h *Hub) FailOnce(file string, status int) { h.mu.Lock(); h.fail[file] = status; h.mu.Unlock() }
 
 // Corrupt makes file served with one byte flipped (its listing unchanged).
@@ -296,7 +297,13 @@ func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
 		h.stats.CDNAuth++
 	}
 	h.stats.Ranges[file] = append(h.stats.Ranges[file], r.Header.Get("Range"))
+	status := h.fail["storage:"+file]
+	delete(h.fail, "storage:"+file)
 	h.mu.Unlock()
+	if status != 0 {
+		http.Error(w, "Request has expired", status)
+		return
+	}
 	if file == "" {
 		http.Error(w, "no such object", http.StatusNotFound)
 		return
