@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,6 +72,15 @@ func (c *Client) Pull(ctx context.Context, ref Ref, variant, dir string) (*Resul
 	if free, ok := freeBytes(dir); ok && free < need {
 		return nil, fmt.Errorf("%s has %s free but the download needs %s more: free space there, or pull into another -dir", dir, human(free), human(need))
 	}
+	// ONNX files go last: a daemon watching the folder sees a new decoder
+	// only once the data files it names are in place.
+	isONNX := func(p Pick) int {
+		if strings.HasSuffix(p.Local, ".onnx") {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(todo, func(a, b Pick) int { return cmp.Compare(isONNX(a), isONNX(b)) })
 	rev := ref.Revision
 	if l.Commit != "" {
 		// Pin the commit, so that every file comes from the revision

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aiassist/aiassist/engine/generate"
 	"github.com/aiassist/aiassist/engine/hub/hubtest"
@@ -94,6 +95,21 @@ func sameFiles(t *testing.T, dir string, repoFiles map[string][]byte, want map[s
 	}
 }
 
+// newest reports whether no file in dir is newer than t.
+func newest(t *testing.T, dir string, mod time.Time) bool {
+	t.Helper()
+	ok := true
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if st, err := d.Info(); err == nil && st.ModTime().After(mod) && d.Name() != ".pull.lock" {
+				ok = false
+			}
+		}
+		return nil
+	})
+	return ok
+}
+
 var tinyLayout = map[string]string{
 	"config.json": "config.json", "generation_config.json": "generation_config.json",
 	"tokenizer.json": "tokenizer.json", "tokenizer_config.json": "tokenizer_config.json",
@@ -117,6 +133,9 @@ func TestPull(t *testing.T) {
 	sameFiles(t, dir, files, tinyLayout)
 	if res.Selection.Layout != "optimum" || res.Downloaded != 5 || res.Listing.Commit != hubtest.Commit {
 		t.Errorf("result %+v", res)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "onnx", "model.onnx")); err != nil || !newest(t, dir, st.ModTime()) {
+		t.Errorf("the decoder is not the last file put in place")
 	}
 	st := h.Stats()
 	if st.Listings != 1 || st.Resolves != 5 || st.CDN != 1 || st.CDNAuth != 0 {
