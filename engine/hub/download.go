@@ -406,7 +406,7 @@ func parseContentRange(s string) (start, size int64, ok bool) {
 	}
 	size = -1
 	if total != "*" {
-		if size, err = strconv.ParseInt(total, 10, 64); err != nil {
+		if size, err = strconv.ParseInt(total, 10, 64); err != nil || size < 0 {
 			return 0, 0, false
 		}
 	}
