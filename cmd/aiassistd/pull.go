@@ -163,6 +163,9 @@ func fitContext(dir string, sel *hub.Selection, weights, available int64) contex
 		why = "the model's maximum"
 	case n < 256:
 		n = 256
+		if max > 0 && max < 256 {
+			n = int64(max)
+		}
 		why = "the least useful; this machine's memory is short for the model, so lower max_sequences"
 	default:
 		why = fmt.Sprintf("fits the memory (the model allows %d)", max)

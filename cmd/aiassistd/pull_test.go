@@ -131,6 +131,13 @@ func TestFitContext(t *testing.T) {
 	f(&hub.Selection{Layout: "optimum", Variant: "q4f16"}, 4<<30, 16384, "fits the memory")
 	f(opt, 1<<30+40<<20, 256, "memory is short")
 	f(opt, 0, 32768, "MemAvailable is unknown")
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"num_hidden_layers":24,"num_attention_heads":14,"num_key_value_heads":2,"hidden_size":896,"n_positions":128}`), 0o644)
+	f(opt, 1<<30+40<<20, 128, "memory is short")
+	f(opt, 16<<30, 128, "the model's maximum")
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"vocab_size":5}`), 0o644)
+	f(opt, 16<<30, 2048, "a guess")
+	os.WriteFile(filepath.Join(dir, "genai_config.json"), []byte(`{"model":{"context_length":4096,"decoder":{"head_size":64,"num_key_value_heads":2,"num_hidden_layers":24}}}`), 0o644)
+	f(&hub.Selection{Layout: "genai", Variant: "cpu-int4"}, 16<<30, 4096, "the model's maximum")
 	if got := parseMemAvailable("MemTotal:       16318412 kB\nMemFree:  1 kB\nMemAvailable:   12345678 kB\n"); got != 12345678<<10 {
 		t.Errorf("parseMemAvailable = %d", got)
 	}
