@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -125,8 +126,32 @@ func (c *Client) get(ctx context.Context, u string, header http.Header) (*http.R
 	return resp, err
 }
 
-// List fetches the file listing of ref.
+// List fetches the file listing of ref. A busy hub (5xx, 429) or a
+// dropped connection is tried again, three times in all.
 func (c *Client) List(ctx context.Context, ref Ref) (*Listing, error) {
+	for attempt := 1; ; attempt++ {
+		l, err := c.listOnce(ctx, ref)
+		var re retryable
+		if err == nil || !errors.As(err, &re) || attempt == 3 || ctx.Err() != nil {
+			if errors.As(err, &re) {
+				err = re.err
+			}
+			return l, err
+		}
+		wait := time.Duration(attempt) * 500 * time.Millisecond
+		if re.wait > 0 {
+			wait = re.wait
+		}
+		c.log().Warn("listing failed, trying again", "ref", ref.String(), "attempt", attempt, "err", re.err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Client) listOnce(ctx context.Context, ref Ref) (*Listing, error) {
 	base, err := c.endpoint()
 	if err != nil {
 		return nil, err
@@ -135,11 +160,18 @@ func (c *Client) List(ctx context.Context, ref Ref) (*Listing, error) {
 	u := base.String() + "/api/models/" + ref.Repo + "/revision/" + url.PathEscape(ref.Revision) + "?blobs=true"
 	resp, err := c.get(ctx, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("cannot list %s: %w", ref, err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, retryable{err: fmt.Errorf("cannot list %s: %w", ref, err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, c.statusError(resp, ref, "")
+		err := c.statusError(resp, ref, "")
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+			return nil, retryable{err: err, wait: retryAfter(resp)}
+		}
+		return nil, err
 	}
 	l, err := ParseListing(resp.Body)
 	if err != nil {
@@ -149,6 +181,15 @@ func (c *Client) List(ctx context.Context, ref Ref) (*Listing, error) {
 		l.Repo = ref.Repo
 	}
 	return l, nil
+}
+
+// retryAfter is a 429's Retry-After in seconds, at most maxRetryAfter,
+// or 0 if it gives none.
+func retryAfter(resp *http.Response) time.Duration {
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		return min(time.Duration(s)*time.Second, maxRetryAfter)
+	}
+	return 0
 }
 
 // StatusError is a hub's refusal, with what to do about it.

@@ -225,11 +225,7 @@ func (c *Client) fetchOnce(ctx context.Context, ref Ref, rev string, p Pick, tar
 			}
 			err := c.statusError(resp, ref, p.Path)
 			if resp.StatusCode == http.StatusTooManyRequests {
-				wait := time.Second
-				if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-					wait = min(time.Duration(s)*time.Second, maxRetryAfter)
-				}
-				return 0, retryable{err: err, wait: wait}
+				return 0, retryable{err: err, wait: max(retryAfter(resp), time.Second)}
 			}
 			if resp.StatusCode >= 500 {
 				return 0, retryable{err: err}

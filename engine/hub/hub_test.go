@@ -189,13 +189,14 @@ func TestPullResumes(t *testing.T) {
 	dir = t.TempDir()
 	h.FailOnce("tokenizer.json", http.StatusServiceUnavailable)
 	h.FailOnce("config.json", http.StatusTooManyRequests)
+	h.FailOnce("listing", http.StatusBadGateway)
 	// The storage host refusing an expired signed URL means resolve anew.
 	h.FailOnce("storage:onnx/model.onnx", http.StatusForbidden)
 	if _, err := pull(t, c, "hf://"+repo, "", dir); err != nil {
 		t.Fatal(err)
 	}
 	sameFiles(t, dir, files, tinyLayout)
-	if st := h.Stats(); st.Resolves != 8 || st.CDN != 2 {
+	if st := h.Stats(); st.Listings != 2 || st.Resolves != 8 || st.CDN != 2 {
 		t.Errorf("%d resolves, %d storage requests; want 8 (5 files, 3 of them twice) and 2", st.Resolves, st.CDN)
 	}
 

@@ -117,7 +117,7 @@ func (h *Hub) CutOnce(file string, n int64) { h.mu.Lock(); h.cut[file] = n; h.mu
 
 // FailOnce makes the next resolve of file answer status (a 429 with
 // Retry-After: 1). A file named "storage:PATH" makes the storage host
-// answer the next request for PATH so.
+// answer the next request for PATH so, and "listing" the next listing.
 func (h *Hub) FailOnce(file string, status int) { h.mu.Lock(); h.fail[file] = status; h.mu.Unlock() }
 
 // Corrupt makes file served with one byte flipped (its listing unchanged).
@@ -194,6 +194,14 @@ func (h *Hub) authorize(w http.ResponseWriter, r *http.Request, download bool) (
 
 func (h *Hub) serveListing(w http.ResponseWriter, r *http.Request) {
 	h.count(func(s *Stats) { s.Listings++ })
+	h.mu.Lock()
+	status := h.fail["listing"]
+	delete(h.fail, "listing")
+	h.mu.Unlock()
+	if status != 0 {
+		refuse(w, status, "", http.StatusText(status))
+		return
+	}
 	files, ok := h.authorize(w, r, false)
 	if !ok {
 		return
