@@ -3,13 +3,13 @@ package hub
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 

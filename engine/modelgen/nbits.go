@@ -201,4 +201,3 @@ func uint8Tensor(name string, dims []int64, data []uint8) *onnxpb.TensorProto {
 		RawData:  append([]byte(nil), data...),
 	}
 }
-

@@ -14,10 +14,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"maps"
 	"path"
 	"slices"
 	"strconv"
@@ -45,8 +45,8 @@ type Hub struct {
 	// corrupt serves a file with one byte flipped.
 	corrupt map[string]bool
 	// fail answers the next resolve of a file with this status.
-	fail map[string]int
-	stats   Stats
+	fail  map[string]int
+	stats Stats
 }
 
 // Stats counts what the hub served.
