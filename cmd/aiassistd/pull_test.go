@@ -59,6 +59,9 @@ func TestPullServes(t *testing.T) {
 			t.Errorf("pull printed\n%s\nwant %q", out, want)
 		}
 	}
+	if strings.Contains(errOut, "warning") {
+		t.Errorf("a warning for a pull over loopback:\n%s", errOut)
+	}
 	if !strings.Contains(errOut, "onnx/model.onnx: done") {
 		t.Errorf("no progress line for the decoder:\n%s", errOut)
 	}
@@ -164,5 +167,13 @@ func TestProgress(t *testing.T) {
 	bar.Done("tokenizer.json", nil)
 	if got := b.String(); !strings.Contains(got, "tokenizer.json") || !strings.Contains(got, "100%") {
 		t.Errorf("bar progress: %q", got)
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{"127.0.0.1": true, "::1": true, "localhost": true, "10.0.0.1": false, "mirror.example": false} {
+		if got := isLoopback(host); got != want {
+			t.Errorf("isLoopback(%q) = %v", host, got)
+		}
 	}
 }
