@@ -58,6 +58,12 @@ commands:
                          opened as prompt/response
   rules   -config FILE   print the alert thresholds as a Prometheus rule file
                          (Prometheus and vmalert load it unchanged)
+  pull    hf://ORG/REPO[@REVISION] [-variant fp32|fp16|q4|int8|...]
+          [-dir DIR] [-name NAME] [-endpoint URL]
+                         download a model's ONNX export from a hub ($HF_ENDPOINT,
+                         token in $HF_TOKEN) into DIR/NAME (default
+                         /var/lib/aiassist/models), verified and resumable;
+                         print the config snippet that serves it
 `, defaultConfig)
 }
 
@@ -78,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return decrypt(args, stdin, stdout, stderr)
 	case "rules":
 		return rules(args, stdout, stderr)
+	case "pull":
+		return pull(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -88,20 +88,23 @@ func loadConfig(dir string) (*modelConfig, []string, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	for _, name := range optimumFiles {
-		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			c.file = name
-			break
+	for _, sub := range []string{"", "onnx"} {
+		for _, name := range optimumFiles {
+			if _, err := os.Stat(filepath.Join(dir, sub, name)); err == nil && c.file == "" {
+				c.file = filepath.Join(sub, name)
+			}
 		}
 	}
 	if c.file == "" {
-		return nil, nil, fmt.Errorf("%s has config.json but no %s", dir, strings.Join(optimumFiles, " or "))
+		return nil, nil, fmt.Errorf("%s has config.json but no %s, neither beside it nor in onnx/", dir, strings.Join(optimumFiles, " or "))
 	}
 	return c, files, nil
 }
 
 // optimumFiles are the decoder files of an Optimum export, the first
-// present taken.
+// present taken: beside config.json, as optimum-cli writes them, else in
+// onnx/, where exports published on a hub keep them (and aiassistd pull
+// puts the variant it fetched).
 var optimumFiles = []string{"model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx"}
 
 func defaultNames(c *modelConfig) {

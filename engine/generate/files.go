@@ -22,8 +22,8 @@ type folder struct {
 // ModelFiles returns the files Load reads from the causal-lm folder dir,
 // and nothing else: for an Optimum export config.json,
 // generation_config.json if present, model.onnx (or
-// decoder_model_merged.onnx) and the external data files it names
-// (model.onnx.data); for an ONNX Runtime GenAI export genai_config.json,
+// decoder_model_merged.onnx) beside config.json or else in onnx/, and the
+// external data files it names (model.onnx.data); for an ONNX Runtime GenAI export genai_config.json,
 // the ONNX file it names and that file's external data; for both
 // tokenizer.json and tokenizer_config.json if present. A required file that
 // is missing, unreadable or empty is an error naming it. It reads the JSON

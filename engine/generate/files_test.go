@@ -201,3 +201,41 @@ func TestModelFilesWithoutRuntime(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }
+
+// TestModelFilesOnnxSubfolder lays tiny-llama out as exports published on
+// a hub do, and as aiassistd pull writes them: the ONNX file and its
+// external data in onnx/. The folder lists, loads and generates what the
+// flat one does; a model.onnx beside config.json wins over onnx/.
+func TestModelFilesOnnxSubfolder(t *testing.T) {
+	t.Parallel()
+	llama := tinyLlamaDir(t)
+	raw, err := os.ReadFile(filepath.Join(llama, "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mp onnxpb.ModelProto
+	if err := proto.Unmarshal(raw, &mp); err != nil {
+		t.Fatal(err)
+	}
+	dir := linkFolder(t, llama, "model.onnx")
+	if err := modelgen.WriteFileExternal(filepath.Join(dir, "onnx", "model.onnx"), &mp, "model.onnx_data"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ModelFiles(dir)
+	want := []string{"config.json", "generation_config.json", "onnx/model.onnx", "onnx/model.onnx_data", "tokenizer.json", "tokenizer_config.json"}
+	if err != nil || !slices.Equal(names(dir, got), want) {
+		t.Fatalf("ModelFiles = %v, %v; want %v", names(dir, got), err, want)
+	}
+	prompt := []int{40, 71, 82, 82, 85, 283}
+	a, _ := greedyIDs(t, load(t, Options{Dir: llama}), prompt, 12)
+	b, _ := greedyIDs(t, load(t, Options{Dir: dir}), prompt, 12)
+	if !slices.Equal(a, b) {
+		t.Errorf("from onnx/ %v, flat %v", b, a)
+	}
+	if err := os.Symlink(filepath.Join(llama, "model.onnx"), filepath.Join(dir, "model.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ModelFiles(dir); err != nil || names(dir, got)[2] != "model.onnx" {
+		t.Errorf("with model.onnx beside config.json: %v, %v", names(dir, got), err)
+	}
+}
