@@ -128,6 +128,7 @@ type rawLimitClass struct {
 type rawRuntime struct {
 	Library        string `json:"library"`
 	InterOpThreads int    `json:"inter_op_threads"`
+	Cores          int    `json:"cores"`
 }
 
 type rawLogging struct {
@@ -217,6 +218,7 @@ type rawModel struct {
 	ContextLength  int         `json:"context_length"`
 	Truncate       string      `json:"truncate"`
 	ChatTemplate   string      `json:"chat_template"`
+	Scaling        *rawScaling `json:"scaling"`
 }
 
 type rawBatching struct {
@@ -355,6 +357,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 		Runtime: Runtime{
 			Library:        raw.Runtime.Library,
 			InterOpThreads: raw.Runtime.InterOpThreads,
+			Cores:          raw.Runtime.Cores,
 		},
 		Logging: Logging{
 			Level:          raw.Logging.Level,
@@ -411,6 +414,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			at := []string{"models", label(name), "request_timeout"}
 			model.RequestTimeout = c.durationIn(at, m.RequestTimeout, minModelTimeout, maxModelTimeout)
 		}
+		model.Scaling = c.convertScaling(name, m.Scaling)
 		switch m.Kind {
 		case KindTensor:
 			delay := []string{"models", label(name), "batching", "max_queue_delay"}
