@@ -80,7 +80,8 @@ func modelOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) engine.T
 	return engine.TensorModelOptions{
 		Name:           m.Name,
 		Path:           m.Path,
-		Instances:      m.Instances,
+		Instances:      m.StartInstances(),
+		MaxInstances:   maxInstances,
 		IntraOpThreads: m.IntraOpThreads,
 		InterOpThreads: cfg.Runtime.InterOpThreads,
 		Batching: engine.BatchOptions{
@@ -187,7 +188,7 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 }
 
 func sameModel(prev *loadedModel, spec schema.Model, file fileID, ca, cb *schema.Config) bool {
-	return prev.spec == spec && prev.file == file && ca.Runtime.InterOpThreads == cb.Runtime.InterOpThreads
+	return sameSpec(prev.spec, spec) && prev.file == file && ca.Runtime.InterOpThreads == cb.Runtime.InterOpThreads
 }
 
 // filesChanged reports whether a file st was loaded from — a model's, a

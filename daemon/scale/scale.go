@@ -104,11 +104,14 @@ type Budget struct {
 // Reserve takes up to n cores in steps of step and returns how many it
 // took.
 func (b *Budget) Reserve(n, step int) int {
-	if b == nil || b.Cores <= 0 {
+	if b == nil {
 		return n
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.Cores <= 0 {
+		return n
+	}
 	used := b.pending
 	if b.Used != nil {
 		used += b.Used()
@@ -119,14 +122,21 @@ func (b *Budget) Reserve(n, step int) int {
 	return got
 }
 
+// SetCores changes the budget, as a reload does.
+func (b *Budget) SetCores(n int) {
+	b.mu.Lock()
+	b.Cores = n
+	b.mu.Unlock()
+}
+
 // Release gives back cores Reserve took, once the instances they were for
 // are added (and so counted by Used) or have failed.
 func (b *Budget) Release(n int) {
-	if b == nil || b.Cores <= 0 {
+	if b == nil {
 		return
 	}
 	b.mu.Lock()
-	b.pending -= n
+	b.pending = max(b.pending-n, 0)
 	b.mu.Unlock()
 }
 

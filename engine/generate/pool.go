@@ -24,8 +24,8 @@ type lanePool struct {
 	closed bool       // under resize
 	path   string     // the ONNX file new sessions open
 
-	mu       sync.Mutex     // guards Model.lanes, Model.sessions, leaving
-	leaving  map[*lane]bool // lanes being drained: they take no sequence
+	mu      sync.Mutex     // guards Model.lanes, Model.sessions, leaving
+	leaving map[*lane]bool // lanes being drained: they take no sequence
 }
 
 func (p *lanePool) close() {
