@@ -28,6 +28,8 @@ func TestDeps(t *testing.T) {
 		{"./daemon/secret/...", []string{"cmd", "schema", "engine", "daemon/api", "daemon/listener", "daemon/gate", "daemon/limit", "daemon/alert", "daemon/observe"}, []string{"daemon"}},
 		{"./daemon/alert/...", lib[1:], []string{"daemon"}},
 		{"./daemon/listener/...", []string{"cmd", "schema", "engine", "daemon/api", "daemon/gate", "daemon/limit", "daemon/alert"}, []string{"daemon"}},
+		{"./daemon/scale/...", lib[1:], []string{"daemon"}},
+		{"./packaging/...", []string{"cmd", "daemon"}, nil},
 		{"./daemon/observe/...", []string{"cmd", "schema", "daemon/api", "daemon/listener", "daemon/gate"}, []string{"daemon"}},
 	} {
 		cmd := exec.Command("go", "list", "-deps", "-test", "-f", "{{.ImportPath}}", tc.pkgs)

@@ -58,6 +58,10 @@ commands:
                          opened as prompt/response
   rules   -config FILE   print the alert thresholds as a Prometheus rule file
                          (Prometheus and vmalert load it unchanged)
+  export kubernetes -config FILE [-image IMAGE] [-namespace NS]
+          [-models-claim PVC] [-secret NAME] [-max-replicas N] [-prometheus URL]
+                         print Kubernetes manifests (Deployment, Service,
+                         ConfigMap, PodDisruptionBudget, HPA, KEDA ScaledObject)
 `, defaultConfig)
 }
 
@@ -78,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return decrypt(args, stdin, stdout, stderr)
 	case "rules":
 		return rules(args, stdout, stderr)
+	case "export":
+		return export(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
