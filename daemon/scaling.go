@@ -195,3 +195,19 @@ func warnBudget(logger *slog.Logger, cfg *schema.Config, cores int) {
 	logger.Warn("scaling is capped by the core budget", "cores_max", total, "budget_cores", cores, "at", strings.Join(at, ", "),
 		"detail", fmt.Sprintf("at their max_instances (or instances) × intra_op_threads the models would take %d cores, above the budget of %d (runtime.cores, or the cores the process may use); the controllers add no instance past the budget; lower max_instances or set runtime.cores", total, cores))
 }
+
+// startInstances is the count a model is loaded with: instances, or with
+// a scaling block the floor now — min_instances, or the instances of a
+// schedule whose window is open — so that a start or a reopen inside
+// office hours does not wait for the controller's first look.
+func startInstances(m schema.Model) int {
+	if m.Scaling == nil {
+		return m.Instances
+	}
+	p, err := policy(m.Scaling)
+	if err != nil {
+		return m.Scaling.MinInstances
+	}
+	n, _ := p.Floor(time.Now())
+	return n
+}

@@ -80,7 +80,7 @@ func modelOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) engine.T
 	return engine.TensorModelOptions{
 		Name:           m.Name,
 		Path:           m.Path,
-		Instances:      m.StartInstances(),
+		Instances:      startInstances(m),
 		MaxInstances:   maxInstances,
 		IntraOpThreads: m.IntraOpThreads,
 		InterOpThreads: cfg.Runtime.InterOpThreads,

@@ -128,8 +128,8 @@ func (c *checker) checkCron(path []string, expr string) {
 	}
 }
 
-// StartInstances returns the count the model starts with: min_instances with a
-// scaling block, else instances.
+// StartInstances returns the count the model starts with outside any
+// schedule window: min_instances with a scaling block, else instances.
 func (m Model) StartInstances() int {
 	if m.Scaling != nil {
 		return m.Scaling.MinInstances
