@@ -429,3 +429,26 @@ func TestParseStat(t *testing.T) {
 		t.Errorf("ProcessCPU = %v, %v", v, err)
 	}
 }
+
+// TestUpdateKeepsState: a reloaded policy changes nothing by itself —
+// neither the count nor the window or cooldown under way.
+func TestUpdateKeepsState(t *testing.T) {
+	p := basePolicy()
+	p.QueuePerInstance = 8
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	r := newRig(t, t0, 2, p, nil)
+	r.queue = 40
+	r.run(t0.Add(4*time.Minute), nil)
+	p.Cooldown = time.Hour
+	p.Max = 3
+	r.ctl.Update(p)
+	r.clock.set(t0.Add(4*time.Minute + time.Second))
+	r.run(t0.Add(5*time.Minute-time.Second), nil)
+	if r.pool.n != 2 || r.pool.changes != 0 {
+		t.Fatalf("%d instances, %d changes right after the update; want 2 and none", r.pool.n, r.pool.changes)
+	}
+	// The window that began before the update ends on time.
+	if n := r.at(t0.Add(5 * time.Minute)); n != 3 {
+		t.Fatalf("%d instances when the for window begun before the update ended, want 3", n)
+	}
+}
