@@ -224,6 +224,7 @@ func (r *renderer) secretFiles(src []byte) []string {
 	}
 	if bytes.Contains(src, []byte("enc:v1:")) || r.cfg.Logging.EncryptPrompts {
 		add("secrets.key_file", r.cfg.Secrets.KeyFile)
+		r.warnf("secrets.key_file: the kubelet makes a Secret's files root's and readable by the pod's fsGroup, and the daemon refuses a key file that group or others may read, so the pod cannot open the master key and its enc:v1: values; see the README's Kubernetes section")
 	}
 	slices.Sort(files)
 	return files
