@@ -14,7 +14,7 @@ import (
 // manifests on stdout, and the warnings about them on stderr.
 func export(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "kubernetes" {
-		fmt.Fprintln(stderr, "usage: aiassistd export kubernetes -config FILE [-image IMAGE] [-namespace NS] [-models-claim PVC] [-secret NAME] [-max-replicas N] [-prometheus URL]")
+		fmt.Fprintln(stderr, "usage: aiassistd export kubernetes -config FILE [-image IMAGE] [-namespace NS] [-models-claim PVC] [-secret NAME] [-init-image IMAGE] [-max-replicas N] [-prometheus URL]")
 		return 2
 	}
 	fs := flag.NewFlagSet("export kubernetes", flag.ContinueOnError)
@@ -25,6 +25,7 @@ func export(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.Namespace, "namespace", "default", "namespace of every object")
 	fs.StringVar(&opts.ModelsClaim, "models-claim", "aiassist-models", "PersistentVolumeClaim that holds the models")
 	fs.StringVar(&opts.SecretName, "secret", "aiassist-secrets", "Secret that holds the master key, TLS and JWT key files")
+	fs.StringVar(&opts.InitImage, "init-image", "busybox:1.37", "image with sh, cp and chmod that copies the master key with mode 0400")
 	fs.IntVar(&opts.MaxReplicas, "max-replicas", 0, "most pods the autoscalers run (default: the largest max_instances, at least 2)")
 	fs.StringVar(&opts.Prometheus, "prometheus", "http://prometheus.monitoring.svc:9090", "Prometheus server KEDA asks for the queue depth")
 	if err := fs.Parse(args[1:]); err != nil {

@@ -36,10 +36,12 @@ import (
 
 // Where things are in the pod.
 const (
-	// ConfigDir holds config.cue and the Secret's files: one projected
-	// volume, so that the daemon's watch of the directory follows the
-	// ConfigMap's and the Secret's ..data swaps alike.
-	ConfigDir = "/etc/aiassist"
+	// ConfigDir holds config.cue, and the Secret's files the config
+	// names relative to itself: one projected volume, so that the
+	// daemon's watch of the directory follows the ConfigMap's and the
+	// Secret's ..data swaps alike. Other Secret files are mounted one by
+	// one at the paths the config names.
+	ConfigDir = "/etc/aiassist/config"
 	// DefaultModelsDir is where the models volume is mounted when the
 	// config's model paths share no other directory.
 	DefaultModelsDir = "/var/lib/aiassist/models"
@@ -67,6 +69,10 @@ type Options struct {
 	// SecretName is the Secret with the master key and TLS files the
 	// config names. Default: "aiassist-secrets".
 	SecretName string
+	// InitImage runs the init container that copies the master key with
+	// the mode the daemon requires; it needs sh, cp and chmod.
+	// Default: "busybox:1.37".
+	InitImage string
 	// MaxReplicas bounds the autoscalers. Default: the largest
 	// max_instances of the models, at least 2.
 	MaxReplicas int
@@ -90,6 +96,9 @@ func (o *Options) defaults() {
 	}
 	if o.SecretName == "" {
 		o.SecretName = "aiassist-secrets"
+	}
+	if o.InitImage == "" {
+		o.InitImage = "busybox:1.37"
 	}
 	if o.Prometheus == "" {
 		o.Prometheus = "http://prometheus.monitoring.svc:9090"
@@ -189,50 +198,62 @@ func (r *renderer) inPod(p string) string {
 	return p
 }
 
-// secretFiles are the files the Secret holds, as paths under ConfigDir:
-// the listeners' certificates, keys and client CAs, the JWT key files,
-// and the master key when a value needs it.
-func (r *renderer) secretFiles(src []byte) []string {
-	var files []string
-	add := func(field, p string) {
-		if p == "" {
-			return
-		}
+// secretFile is a file the Secret holds: its key there and where the pod
+// finds it.
+type secretFile struct {
+	key  string
+	path string // absolute, in the pod
+}
+
+// secrets are the files the Secret holds: the listeners' certificates,
+// keys and client CAs, the JWT key files, and, when a value needs it, the
+// master key (returned apart: see deployment).
+func (r *renderer) secrets() (files []secretFile, masterKey *secretFile) {
+	seen := map[string]bool{}
+	file := func(p string) secretFile {
 		p = r.inPod(p)
-		rel, ok := strings.CutPrefix(p, ConfigDir+"/")
-		if !ok {
-			r.warnf("%s: %s is outside %s, where the pod mounts the Secret %q; move it under %s", field, p, ConfigDir, r.opts.SecretName, ConfigDir)
+		return secretFile{key: secretKey(p), path: p}
+	}
+	add := func(p string) {
+		if p == "" || seen[p] {
 			return
 		}
-		if !slices.Contains(files, rel) {
-			files = append(files, rel)
-		}
+		seen[p] = true
+		files = append(files, file(p))
 	}
-	for i, l := range r.cfg.Listeners {
+	for _, l := range r.cfg.Listeners {
 		if l.TLS != nil {
-			at := "listeners." + strconv.Itoa(i) + ".tls."
-			add(at+"cert", l.TLS.Cert)
-			add(at+"key", l.TLS.Key)
-			add(at+"client_ca", l.TLS.ClientCA)
+			add(l.TLS.Cert)
+			add(l.TLS.Key)
+			add(l.TLS.ClientCA)
 		}
 	}
 	if j := r.cfg.Auth.JWT; j != nil {
-		for i, k := range j.PublicKeys {
-			add("auth.jwt.public_keys."+strconv.Itoa(i)+".file", k.File)
+		for _, k := range j.PublicKeys {
+			add(k.File)
 		}
-		add("auth.jwt.jwks_file", j.JWKSFile)
+		add(j.JWKSFile)
 	}
-	if bytes.Contains(src, []byte("enc:v1:")) || r.cfg.Logging.EncryptPrompts {
-		add("secrets.key_file", r.cfg.Secrets.KeyFile)
-		r.warnf("secrets.key_file: the kubelet makes a Secret's files root's and readable by the pod's fsGroup, and the daemon refuses a key file that group or others may read, so the pod cannot open the master key and its enc:v1: values; see the README's Kubernetes section")
+	slices.SortFunc(files, func(a, b secretFile) int { return strings.Compare(a.path, b.path) })
+	if bytes.Contains(r.src, []byte("enc:v1:")) || r.cfg.Logging.EncryptPrompts {
+		mk := file(r.cfg.Secrets.KeyFile)
+		if strings.HasPrefix(mk.path, ConfigDir+"/") {
+			r.warnf("secrets.key_file: %s is in %s, the ConfigMap's read-only volume, where the daemon's own copy of the key cannot go; write it as an absolute path elsewhere, such as /etc/aiassist/master.key", mk.path, ConfigDir)
+		} else {
+			masterKey = &mk
+		}
 	}
-	slices.Sort(files)
-	return files
+	return files, masterKey
 }
 
-// secretKey is a file's key in the Secret: its path under ConfigDir with
-// "/" written "_", as keys allow only letters, digits, '-', '_' and '.'.
-func secretKey(rel string) string { return strings.ReplaceAll(rel, "/", "_") }
+// secretKey is a file's key in the Secret: its path in the pod, less a
+// leading /etc/aiassist/, with "/" written "_", as keys allow only
+// letters, digits, '-', '_' and '.'.
+func secretKey(p string) string {
+	p = strings.TrimPrefix(p, ConfigDir+"/")
+	p = strings.TrimPrefix(p, "/etc/aiassist/")
+	return strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "_")
+}
 
 // modelsDir is where the models volume is mounted: the directory the
 // model paths share. A model outside it is warned of.
@@ -358,18 +379,27 @@ func (r *renderer) deployment() (*appsv1.Deployment, error) {
 	}
 	grace := int64(math.Ceil(r.cfg.Server.ShutdownGrace.Seconds())) + preStopSeconds + 10
 	modelsDir := r.modelsDir()
-	secrets := r.secretFiles(r.src)
+	secrets, masterKey := r.secrets()
 	projected := []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{
 		LocalObjectReference: corev1.LocalObjectReference{Name: r.opts.Name + "-config"},
 		Items:                []corev1.KeyToPath{{Key: "config.cue", Path: "config.cue"}},
 	}}}
-	if len(secrets) > 0 {
-		sp := &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: r.opts.SecretName}}
-		for _, f := range secrets {
-			mode := int32(0o440)
-			sp.Items = append(sp.Items, corev1.KeyToPath{Key: secretKey(f), Path: f, Mode: &mode})
+	secretRef := corev1.LocalObjectReference{Name: r.opts.SecretName}
+	mode := int32(0o440)
+	var inConfig, apart []corev1.KeyToPath
+	var secretMounts []corev1.VolumeMount
+	for _, f := range secrets {
+		if rel, ok := strings.CutPrefix(f.path, ConfigDir+"/"); ok {
+			inConfig = append(inConfig, corev1.KeyToPath{Key: f.key, Path: rel, Mode: &mode})
+			continue
 		}
-		projected = append(projected, corev1.VolumeProjection{Secret: sp})
+		// One file at its path: a renewed one needs a rollout, as
+		// a file mount does not follow the Secret.
+		apart = append(apart, corev1.KeyToPath{Key: f.key, Path: f.key, Mode: &mode})
+		secretMounts = append(secretMounts, corev1.VolumeMount{Name: "secrets", MountPath: f.path, SubPath: f.key, ReadOnly: true})
+	}
+	if len(inConfig) > 0 {
+		projected = append(projected, corev1.VolumeProjection{Secret: &corev1.SecretProjection{LocalObjectReference: secretRef, Items: inConfig}})
 	}
 	yes, no := true, false
 	uid := int64(runAs)
@@ -391,22 +421,48 @@ func (r *renderer) deployment() (*appsv1.Deployment, error) {
 		Lifecycle: &corev1.Lifecycle{
 			PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: preStopSeconds}},
 		},
-		VolumeMounts: []corev1.VolumeMount{
+		VolumeMounts: append([]corev1.VolumeMount{
 			{Name: "config", MountPath: ConfigDir, ReadOnly: true},
 			{Name: "models", MountPath: modelsDir, ReadOnly: true},
 			// The admin socket and ONNX Runtime's scratch files.
 			{Name: "run", MountPath: "/run/aiassist"},
 			{Name: "tmp", MountPath: "/tmp"},
-		},
-		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             &yes,
-			ReadOnlyRootFilesystem:   &yes,
-			AllowPrivilegeEscalation: &no,
-			Privileged:               &no,
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
+		}, secretMounts...),
+		SecurityContext:          hardened(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	volumes := []corev1.Volume{
+		{Name: "config", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: projected}}},
+		{Name: "models", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: r.opts.ModelsClaim, ReadOnly: true}}},
+		{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
+		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	var inits []corev1.Container
+	if masterKey != nil {
+		// The kubelet gives a Secret's files to root, readable by the
+		// pod's fsGroup, and the daemon refuses a key file that group or
+		// others may read: an init container, as the daemon's user,
+		// copies it into a memory volume with mode 0400.
+		apart = append(apart, corev1.KeyToPath{Key: masterKey.key, Path: masterKey.key, Mode: &mode})
+		inits = append(inits, corev1.Container{
+			Name:    "master-key",
+			Image:   r.opts.InitImage,
+			Command: []string{"sh", "-c", "cp /secrets/" + masterKey.key + " /keys/master.key && chmod 0400 /keys/master.key"},
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: "secrets", MountPath: "/secrets", ReadOnly: true},
+				{Name: "keys", MountPath: "/keys"},
+			},
+			Resources: corev1.ResourceRequirements{
+				Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+			},
+			SecurityContext:          hardened(),
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		})
+		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "keys", MountPath: masterKey.path, SubPath: "master.key", ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: "keys", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
+	}
+	if len(apart) > 0 {
+		volumes = append(volumes, corev1.Volume{Name: "secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: r.opts.SecretName, Items: apart}}})
 	}
 	annotations := map[string]string{}
 	if r.cfg.Metrics.Enabled && !r.cfg.Metrics.RequireAuth {
@@ -444,13 +500,9 @@ func (r *renderer) deployment() (*appsv1.Deployment, error) {
 						FSGroup:        &uid,
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
-					Containers: []corev1.Container{container},
-					Volumes: []corev1.Volume{
-						{Name: "config", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: projected}}},
-						{Name: "models", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: r.opts.ModelsClaim, ReadOnly: true}}},
-						{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
-						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-					},
+					InitContainers: inits,
+					Containers:     []corev1.Container{container},
+					Volumes:        volumes,
 				},
 			},
 		},
@@ -458,6 +510,21 @@ func (r *renderer) deployment() (*appsv1.Deployment, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// hardened is the systemd unit's hardening as a container's
+// securityContext: no root, no writes outside the volumes, no
+// capabilities, no privilege escalation, the runtime's seccomp filter.
+func hardened() *corev1.SecurityContext {
+	yes, no := true, false
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             &yes,
+		ReadOnlyRootFilesystem:   &yes,
+		AllowPrivilegeEscalation: &no,
+		Privileged:               &no,
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
 
 func (r *renderer) service() *corev1.Service {
 	l := r.listener()

@@ -224,26 +224,28 @@ func TestDeploymentHardening(t *testing.T) {
 	if mreq.Cmp(mlim) >= 0 || mreq.Value() < 128<<20 {
 		t.Errorf("memory requests %s limits %s", mreq.String(), mlim.String())
 	}
-	// The TLS files, the JWT key and the master key come from the Secret,
-	// at the paths the config names.
-	var items []string
-	for _, v := range pod.Volumes {
-		if v.Projected == nil {
-			continue
-		}
-		for _, s := range v.Projected.Sources {
-			if s.Secret != nil {
-				for _, it := range s.Secret.Items {
-					items = append(items, it.Key+"="+it.Path)
-				}
-			}
+	// The TLS files and the JWT key come from the Secret at the paths the
+	// config names; the master key through the init container's copy.
+	mounts := map[string]string{}
+	for _, vm := range c.VolumeMounts {
+		mounts[vm.MountPath] = vm.Name + ":" + vm.SubPath
+	}
+	for p, want := range map[string]string{
+		"/etc/aiassist/tls/cert.pem":      "secrets:tls_cert.pem",
+		"/etc/aiassist/tls/key.pem":       "secrets:tls_key.pem",
+		"/etc/aiassist/jwt/idp-es256.pem": "secrets:jwt_idp-es256.pem",
+		"/etc/aiassist/master.key":        "keys:master.key",
+		"/etc/aiassist/config":            "config:",
+	} {
+		if mounts[p] != want {
+			t.Errorf("mount at %s = %q, want %q", p, mounts[p], want)
 		}
 	}
-	got := strings.Join(items, " ")
-	for _, w := range []string{"master.key=master.key", "tls_cert.pem=tls/cert.pem", "tls_key.pem=tls/key.pem", "jwt_idp-es256.pem=jwt/idp-es256.pem"} {
-		if !strings.Contains(got, w) {
-			t.Errorf("secret items %q lack %s", got, w)
-		}
+	if len(pod.InitContainers) != 1 || !strings.Contains(strings.Join(pod.InitContainers[0].Command, " "), "chmod 0400 /keys/master.key") || !*pod.InitContainers[0].SecurityContext.RunAsNonRoot {
+		t.Errorf("init containers = %+v", pod.InitContainers)
+	}
+	if c.Args[2] != "/etc/aiassist/config/config.cue" {
+		t.Errorf("args = %v", c.Args)
 	}
 	if m.keda != nil {
 		t.Error("a ScaledObject for a config without schedules or queue targets")
