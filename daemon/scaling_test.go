@@ -139,3 +139,81 @@ func TestScalingUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests served", served.Load())
 }
+
+// TestScalingCausalLM: a causal-lm model's decode lanes grow under
+// generations waiting for a sequence slot and drain away after, with
+// every generation answered.
+func TestScalingCausalLM(t *testing.T) {
+	requireBinary(t)
+	dir := t.TempDir()
+	model, _ := filepath.Abs("../examples/models/tiny-llama")
+	port := freePort(t)
+	cfg := filepath.Join(dir, "config.cue")
+	writeConfig(t, cfg, fmt.Sprintf(`listeners: [{address: "127.0.0.1", port: %d}]
+runtime: cores: 8
+models: lm: {
+	kind: "causal-lm"
+	path: %q
+	max_sequences: 2
+	scaling: {max_instances: 2, target: {queue_per_instance: 1, for: "1s"}, cooldown: "1s"}
+}
+`, port, model))
+	p := start(t, cfg)
+	current := func() float64 { return p.metrics(port)[`aiassist_instances_current{model="lm"}`] }
+	p.until("ready", func() bool { return current() == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var served, failed atomic.Int64
+	var firstErr atomic.Value
+	clients := func(n int, stop <-chan struct{}) *sync.WaitGroup {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				client := &http.Client{Timeout: time.Minute}
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/v1/generate", port), strings.NewReader(`{"prompt":"Hello","max_tokens":24}`))
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := client.Do(req)
+					if err == nil {
+						body, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != 200 {
+							err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
+						}
+					}
+					if err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
+						continue
+					}
+					served.Add(1)
+				}
+			})
+		}
+		return &wg
+	}
+	heavy := make(chan struct{})
+	wg := clients(6, heavy)
+	p.until("2 lanes under load", func() bool { return current() == 2 })
+	close(heavy)
+	wg.Wait()
+	// One client goes on while a lane drains away.
+	light := make(chan struct{})
+	wg = clients(1, light)
+	p.until("1 lane after the load", func() bool { return current() == 1 })
+	close(light)
+	wg.Wait()
+	m := p.metrics(port)
+	if m[`aiassist_scaling_decisions_total{model="lm",direction="out",reason="queue"}`] != 1 || m[`aiassist_scaling_decisions_total{model="lm",direction="in",reason="low_load"}`] != 1 {
+		t.Errorf("decisions: out %v, in %v; want 1 and 1", m[`aiassist_scaling_decisions_total{model="lm",direction="out",reason="queue"}`], m[`aiassist_scaling_decisions_total{model="lm",direction="in",reason="low_load"}`])
+	}
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d generations failed while the lanes changed; first: %v", n, n+served.Load(), firstErr.Load())
+	}
+}
