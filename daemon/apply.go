@@ -27,6 +27,7 @@ import (
 //	cache, a model's or key's cache  applied at the swap: new bounds; answers of kept models stay
 //	reload.watch                     applied: the watch starts or stops
 //	reload.admin_socket              applied: the new socket opens before the old one closes
+//	models.*.scaling                 applied to the running instances: only what the new bounds need moves
 //	runtime.library                  refused: the process loads ONNX Runtime once; restart
 //
 // restartOnly lists the settings a reload refuses to change.
@@ -102,6 +103,7 @@ func (d *Daemon) apply() (bool, error) {
 		return fail(err)
 	}
 	prepared = append(prepared, statePart{d, old, next})
+	prepared = append(prepared, scalingPart{d, next})
 	plan, err := d.net.Prepare(listenSpecs(cfg), listenSettings(cfg))
 	if err != nil {
 		return fail(err)

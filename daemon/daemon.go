@@ -73,7 +73,8 @@ type Daemon struct {
 	admin   *adminServer
 	drained chan struct{} // closed when the last drain is done
 
-	alerts *alert.Evaluator
+	alerts  *alert.Evaluator
+	scaling scaling // the models' scaling controllers
 }
 
 // Run loads the config, serves until ctx ends, then shuts down within the
@@ -212,6 +213,8 @@ func (d *Daemon) shutdown() error {
 	if d.admin != nil {
 		d.admin.close()
 	}
+	// The instances stay as they are while the last requests finish.
+	d.scaling.stop()
 	st := d.current.Load()
 	grace := st.cfg.Server.ShutdownGrace
 	d.logger.Info("stopping", "grace_seconds", grace.Seconds())

@@ -20,7 +20,8 @@ func generateOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) gener
 	return generate.Options{
 		Name:           m.Name,
 		Dir:            m.Path,
-		Instances:      m.Instances,
+		Instances:      startInstances(m),
+		MaxInstances:   maxInstances,
 		IntraOpThreads: m.IntraOpThreads,
 		InterOpThreads: cfg.Runtime.InterOpThreads,
 		MaxSequences:   m.MaxSequences,

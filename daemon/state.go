@@ -84,7 +84,8 @@ func modelOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) engine.T
 	return engine.TensorModelOptions{
 		Name:           m.Name,
 		Path:           m.Path,
-		Instances:      m.Instances,
+		Instances:      startInstances(m),
+		MaxInstances:   maxInstances,
 		IntraOpThreads: m.IntraOpThreads,
 		InterOpThreads: cfg.Runtime.InterOpThreads,
 		Batching: engine.BatchOptions{
@@ -198,7 +199,7 @@ func sameModel(prev *loadedModel, spec schema.Model, file fileID, ca, cb *schema
 	// Whether the model is cached needs no new sessions.
 	old := prev.spec
 	old.NoCache = spec.NoCache
-	return old == spec && prev.file == file && ca.Runtime.InterOpThreads == cb.Runtime.InterOpThreads
+	return sameSpec(old, spec) && prev.file == file && ca.Runtime.InterOpThreads == cb.Runtime.InterOpThreads
 }
 
 // filesChanged reports whether a file st was loaded from — a model's, a

@@ -99,14 +99,14 @@ func (d *Daemon) statusOf(st *api.State) any {
 		if lm == nil {
 			continue
 		}
-		ms := modelStatus{Name: name, Kind: string(lm.spec.Kind), Path: lm.spec.Path, Instances: lm.spec.Instances,
+		ms := modelStatus{Name: name, Kind: string(lm.spec.Kind), Path: lm.spec.Path,
 			LoadedAt: lm.loadedAt.UTC().Format(time.RFC3339), LoadSeconds: lm.loadTime.Seconds(), Quantization: quantizationOf(lm.spec)}
 		switch {
 		case lm.gen != nil:
 			n := lm.gen.ActiveSequences()
-			ms.ActiveSequences, ms.MaxSequences, ms.QueueDepth = &n, lm.gen.MaxSequences(), lm.gen.QueueDepth()
+			ms.ActiveSequences, ms.MaxSequences, ms.QueueDepth, ms.Instances = &n, lm.gen.MaxSequences(), lm.gen.QueueDepth(), lm.gen.Instances()
 		case lm.model != nil:
-			ms.QueueDepth = lm.model.QueueDepth()
+			ms.QueueDepth, ms.Instances = lm.model.QueueDepth(), lm.model.Instances()
 		}
 		doc.Models = append(doc.Models, ms)
 	}

@@ -40,7 +40,10 @@ type TensorModelOptions struct {
 	Instances      int
 	IntraOpThreads int
 	InterOpThreads int
-	Batching       BatchOptions
+	// MaxInstances is the most instances AddInstance may reach; below
+	// Instances it is Instances.
+	MaxInstances int
+	Batching     BatchOptions
 	// Metrics receives the model's series; nil keeps them unexported.
 	Metrics *metrics.Set
 	// Clock times the runs the model's service time is measured from;
@@ -57,8 +60,9 @@ type TensorModel struct {
 	inputs    []IOInfo
 	outputs   []IOInfo
 	batched   bool
-	instances []*instance
+	instances []*instance // guarded by pool.mu once loaded
 	free      chan *instance
+	pool      tensorPool
 	queue     *batch.Queue[*request, []Tensor]
 	// service is the run time of a batch, which admission estimates from.
 	service    ServiceTime
@@ -153,7 +157,8 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 	if err := so.SetInterOpNumThreads(max(opts.InterOpThreads, 1)); err != nil {
 		return nil, err
 	}
-	m.free = make(chan *instance, opts.Instances)
+	m.opts.MaxInstances = max(opts.MaxInstances, opts.Instances)
+	m.free = make(chan *instance, m.opts.MaxInstances)
 	for range opts.Instances {
 		s, err := ort.NewDynamicAdvancedSession(opts.Path, names(m.inputs), names(m.outputs), so)
 		if err != nil {
@@ -181,7 +186,7 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 		m.inferTime = set.NewPrometheusHistogramExt("aiassist_inference_duration_seconds"+label, inferenceBuckets)
 		m.queueWait = set.NewPrometheusHistogramExt("aiassist_model_queue_wait_seconds"+label, inferenceBuckets)
 		set.NewGauge("aiassist_queue_depth"+label, func() float64 { return float64(m.queue.Len()) })
-		set.NewGauge("aiassist_model_instances"+label, func() float64 { return float64(opts.Instances) })
+		set.NewGauge("aiassist_model_instances"+label, func() float64 { return float64(m.Instances()) })
 		set.NewGauge("aiassist_model_load_seconds"+label, func() float64 { return loaded })
 		m.terminated = set.NewCounter("aiassist_model_runs_terminated_total" + label)
 		m.refused = set.NewCounter(`aiassist_model_admission_refused_total{model=` + strconv.Quote(opts.Name) + `,reason="deadline"}`)
@@ -303,7 +308,7 @@ func (m *TensorModel) admit(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	perRound := m.opts.Instances
+	perRound := m.Instances()
 	if m.batched {
 		perRound *= m.opts.Batching.MaxBatchSize
 	}
@@ -558,11 +563,14 @@ func viewTensor[T ort.TensorData](name string, dt DataType, t *ort.Tensor[T]) Te
 // Close stops taking requests, finishes the queued ones and releases the
 // sessions.
 func (m *TensorModel) Close() {
+	m.pool.close()
 	m.queue.Close()
 	m.destroySessions()
 }
 
 func (m *TensorModel) destroySessions() {
+	m.pool.mu.Lock()
+	defer m.pool.mu.Unlock()
 	for _, in := range m.instances {
 		in.destroy()
 	}

@@ -224,6 +224,7 @@ func (l Listener) HostPort() string {
 type Runtime struct {
 	Library        string // "" means search the default places
 	InterOpThreads int
+	Cores          int // the scaling controllers' core budget; 0: GOMAXPROCS
 }
 
 // Logging configures log output.
@@ -353,6 +354,7 @@ type Model struct {
 	RequestTimeout time.Duration
 	NoCache        bool     // cache: false
 	Batching       Batching // tensor models only; zero for causal-lm
+	Scaling        *Scaling // nil: Instances, fixed
 
 	// The fields below are set for causal-lm models only.
 	MaxSequences  int

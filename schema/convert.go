@@ -131,6 +131,7 @@ type rawLimitClass struct {
 type rawRuntime struct {
 	Library        string `json:"library"`
 	InterOpThreads int    `json:"inter_op_threads"`
+	Cores          int    `json:"cores"`
 }
 
 type rawLogging struct {
@@ -221,6 +222,7 @@ type rawModel struct {
 	Truncate       string      `json:"truncate"`
 	ChatTemplate   string      `json:"chat_template"`
 	Cache          *bool       `json:"cache"` // nil for a kind without the field
+	Scaling        *rawScaling `json:"scaling"`
 }
 
 type rawBatching struct {
@@ -359,6 +361,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 		Runtime: Runtime{
 			Library:        raw.Runtime.Library,
 			InterOpThreads: raw.Runtime.InterOpThreads,
+			Cores:          raw.Runtime.Cores,
 		},
 		Logging: Logging{
 			Level:          raw.Logging.Level,
@@ -417,6 +420,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			at := []string{"models", label(name), "request_timeout"}
 			model.RequestTimeout = c.durationIn(at, m.RequestTimeout, minModelTimeout, maxModelTimeout)
 		}
+		model.Scaling = c.convertScaling(name, m.Scaling)
 		switch m.Kind {
 		case KindTensor:
 			delay := []string{"models", label(name), "batching", "max_queue_delay"}

@@ -48,12 +48,12 @@ func TestBad(t *testing.T) {
 		// A field of the other kind of model, reported once with the
 		// fields this kind has, and not again for the fields inside it.
 		"lm-batching.bad.cue": {
-			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, max_sequences, max_queue, context_length, truncate, chat_template`,
+			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, max_sequences, max_queue, context_length, truncate, chat_template`,
 			"lm-batching.bad.cue:5:17: models.chat.max_sequences: invalid value 0 (out of bound >=1)",
 		},
 		"tensor-lm-fields.bad.cue": {
-			`tensor-lm-fields.bad.cue:4:2: models.demo.max_sequences: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, batching`,
-			`tensor-lm-fields.bad.cue:5:2: models.demo.truncate: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, batching`,
+			`tensor-lm-fields.bad.cue:4:2: models.demo.max_sequences: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, scaling, batching`,
+			`tensor-lm-fields.bad.cue:5:2: models.demo.truncate: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, scaling, batching`,
 		},
 		"lm-truncate.bad.cue": {
 			`lm-truncate.bad.cue:4:18: models.chat.truncate: invalid value "right" (must be one of "error", "left")`,
@@ -542,7 +542,7 @@ func TestParseModels(t *testing.T) {
 	f(lm("b")+"\ndefault_model: \"c\"", `default_model: model "c" is not configured; add it under models or change default_model to one of: b`)
 	f(`models: b: {kind: "causal-lm", path: "m", max_sequences: 1025}`, "models.b.max_sequences: invalid value 1025 (out of bound <=1024)")
 	f(`models: b: {kind: "causal-lm", path: "m", max_queue: 0, context_length: 2}`, "")
-	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, max_sequences, max_queue, context_length, truncate, chat_template`)
+	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, max_sequences, max_queue, context_length, truncate, chat_template`)
 	f(`models: b: {kind: "causal-lm", path: "m", truncate: "right"}`, `models.b.truncate: invalid value "right" (must be one of "error", "left")`)
 	f(`models: b: {kind: "causal-lm"}`, "models.b.path: field is required but not present")
 	f(`models: b: {path: "m", max_queue: 1}`, "models.b.kind: field is required but not present")

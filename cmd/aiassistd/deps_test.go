@@ -29,6 +29,8 @@ func TestDeps(t *testing.T) {
 		{"./daemon/alert/...", lib[1:], []string{"daemon"}},
 		{"./daemon/cache/...", lib[1:], []string{"daemon"}},
 		{"./daemon/listener/...", []string{"cmd", "schema", "engine", "daemon/api", "daemon/gate", "daemon/limit", "daemon/alert"}, []string{"daemon"}},
+		{"./daemon/scale/...", lib[1:], []string{"daemon"}},
+		{"./packaging/...", []string{"cmd", "daemon"}, nil},
 		{"./daemon/observe/...", []string{"cmd", "schema", "daemon/api", "daemon/listener", "daemon/gate"}, []string{"daemon"}},
 	} {
 		cmd := exec.Command("go", "list", "-deps", "-test", "-f", "{{.ImportPath}}", tc.pkgs)

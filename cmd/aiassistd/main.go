@@ -64,6 +64,10 @@ commands:
                          token in $HF_TOKEN) into DIR/NAME (default
                          /var/lib/aiassist/models), verified and resumable;
                          print the config snippet that serves it
+  export kubernetes -config FILE [-image IMAGE] [-namespace NS]
+          [-models-claim PVC] [-secret NAME] [-max-replicas N] [-prometheus URL]
+                         print Kubernetes manifests (Deployment, Service,
+                         ConfigMap, PodDisruptionBudget, HPA, KEDA ScaledObject)
 `, defaultConfig)
 }
 
@@ -86,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return rules(args, stdout, stderr)
 	case "pull":
 		return pull(args, stdout, stderr)
+	case "export":
+		return export(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)

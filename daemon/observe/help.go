@@ -33,6 +33,11 @@ var Families = map[string]Family{
 	"aiassist_model_instances":            {"gauge", "Sessions (instances) of a model loaded."},
 	"aiassist_model_load_seconds":         {"gauge", "Time the model's last load took, in seconds."},
 
+	// Scaling (models with a scaling block).
+	"aiassist_instances_desired":       {"gauge", "Instances the model's scaling policy wants now (the budget or a failed change may hold the count below)."},
+	"aiassist_instances_current":       {"gauge", "Instances of the model taking requests now."},
+	"aiassist_scaling_decisions_total": {"counter", "Changes of a model's instance count by direction (out, in) and reason (schedule, bounds, cpu, queue, low_load), and refused ones (direction hold, reason budget or error)."},
+
 	// Text generation.
 	"aiassist_sequences_active":              {"gauge", "Sequences a causal-lm model is generating now."},
 	"aiassist_generation_queue_depth":        {"gauge", "Generation requests waiting for a free sequence slot of a causal-lm model."},

@@ -74,6 +74,7 @@ type Queue[T, R any] struct {
 	items   []*item[T, R]
 	wake    chan struct{} // closed and replaced when items arrive or on close
 	closed  bool
+	retire  int // workers asked to leave: see RetireWorker
 	workers sync.WaitGroup
 	// recentRows holds the largest recent batch, fading by a tenth per
 	// batch; waiting for a batch to fill only pays when recent batches
@@ -217,6 +218,10 @@ func (q *Queue[T, R]) next() []*item[T, R] {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
+		if q.retire > 0 {
+			q.retire--
+			return nil
+		}
 		q.dropExpiredLocked()
 		if len(q.items) == 0 {
 			if q.closed {

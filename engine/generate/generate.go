@@ -232,17 +232,7 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 		m.met.prompt.Add(len(ids))
 	}
 	// The least loaded lane takes the sequence.
-	best := m.lanes[0]
-	bestLoad := -1
-	for _, l := range m.lanes {
-		l.mu.Lock()
-		load := l.load
-		l.mu.Unlock()
-		if bestLoad < 0 || load < bestLoad {
-			best, bestLoad = l, load
-		}
-	}
-	best.add(s)
+	m.assign(s)
 
 	res := Result{PromptTokens: len(ids), QueueWait: admitted.Sub(queued)}
 	var buf []int

@@ -39,6 +39,9 @@ type Options struct {
 	// Instances is the number of ONNX Runtime sessions, each with its own
 	// scheduler lane. Default 1.
 	Instances int
+	// MaxInstances is the most lanes AddInstance may reach; below
+	// Instances it is Instances.
+	MaxInstances int
 	// IntraOpThreads and InterOpThreads size each session's thread pools.
 	// Default 1.
 	IntraOpThreads, InterOpThreads int
@@ -76,8 +79,9 @@ type Model struct {
 	vocab   int // the model's vocabulary: logits' last dimension
 	eos     map[int]bool
 
-	lanes    []*lane
+	lanes    []*lane // guarded by pool.mu once loaded
 	sessions []*ort.DynamicAdvancedSession
+	pool     lanePool
 
 	slots    chan struct{} // one per sequence allowed to run
 	mu       sync.Mutex
@@ -168,6 +172,7 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("model %q (%s): %w", opts.Name, path, err)
 	}
 	m := &Model{opts: opts, cfg: cfg, io: spec, vocab: vocab, eos: map[int]bool{}, prefillChunk: defaultPrefillChunk}
+	m.pool.path = path
 	for _, id := range cfg.eos {
 		m.eos[id] = true
 	}
@@ -405,7 +410,8 @@ func (m *Model) Close() {
 		m.closed = true
 		m.mu.Unlock()
 		m.running.Wait()
-		for _, l := range m.lanes {
+		m.pool.close()
+		for _, l := range m.allLanes() {
 			l.stop()
 		}
 		m.destroySessions()
@@ -413,6 +419,8 @@ func (m *Model) Close() {
 }
 
 func (m *Model) destroySessions() {
+	m.pool.mu.Lock()
+	defer m.pool.mu.Unlock()
 	for _, s := range m.sessions {
 		s.Destroy()
 	}

@@ -5,10 +5,3 @@ func (m *Model) ActiveSequences() int { return len(m.slots) }
 
 // MaxSequences is the most sequences generated at once.
 func (m *Model) MaxSequences() int { return cap(m.slots) }
-
-// QueueDepth is the number of requests waiting for a sequence slot.
-func (m *Model) QueueDepth() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.waiting
-}
