@@ -78,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return decrypt(args, stdin, stdout, stderr)
 	case "rules":
 		return rules(args, stdout, stderr)
+	case "man":
+		return man(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
