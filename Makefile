@@ -34,22 +34,27 @@ NFPM := build/bin/nfpm
 PKG_OUT ?= build
 PKG_RELEASE ?= 1
 PKG_STAGE := build/pkg
-PKGDATA := go run ./packaging/deb/pkgdata
+PKGDATA := build/bin/pkgdata
+PKG_FORMATS ?= deb rpm
 $(NFPM):
 	GOBIN=$(CURDIR)/build/bin go install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 
 package: fetch-onnxruntime dist $(NFPM)
+	go build -o $(PKGDATA) ./packaging/deb/pkgdata
 	@set -e; \
 	ver=$${PKG_VERSION:-$$($(PKGDATA) version)}; \
 	rm -rf $(PKG_STAGE) && mkdir -p $(PKG_STAGE) $(PKG_OUT); \
 	$(DIST_BIN) man >$(PKG_STAGE)/aiassistd.8 && gzip -9n $(PKG_STAGE)/aiassistd.8; \
 	$(DIST_BIN) rules -config packaging/deb/config.cue >$(PKG_STAGE)/aiassist.rules.yml; \
-	$(PKGDATA) copyright -binary $(DIST_BIN) -runtime $(ORT_DIR) >$(PKG_STAGE)/copyright; \
+	for f in deb rpm; do $(PKGDATA) copyright -format $$f -binary $(DIST_BIN) -runtime $(ORT_DIR) >$(PKG_STAGE)/copyright.$$f; done; \
 	$(PKGDATA) changelog -version "$$ver-$(PKG_RELEASE)" | gzip -9n >$(PKG_STAGE)/changelog.Debian.gz; \
 	export AIASSIST_VERSION=$$ver AIASSIST_RELEASE=$(PKG_RELEASE) \
 		AIASSIST_ORT=$$(cut -d' ' -f1 $(ORT_DIR)/.version); \
-	for f in deb rpm; do \
-		export AIASSIST_DEPENDS="$$($(PKGDATA) depends -format $$f $(DIST_BIN) $(ORT_DIR)/libonnxruntime.so.$$AIASSIST_ORT)"; \
+	for f in $(PKG_FORMATS); do \
+		i=0; unset $${!AIASSIST_DEP_*}; \
+		while read -r dep; do i=$$((i+1)); export AIASSIST_DEP_$$i="$$dep"; done \
+			< <($(PKGDATA) depends -format $$f $(DIST_BIN) $(ORT_DIR)/libonnxruntime.so.$$AIASSIST_ORT); \
+		[ $$i -gt 0 ] && [ $$i -le 6 ] || { echo "package: $$i dependencies; packaging/deb/nfpm.yaml takes 1 to 6" >&2; exit 1; }; \
 		$(NFPM) package --config packaging/deb/nfpm.yaml --packager $$f --target $(PKG_OUT)/; \
 	done
 

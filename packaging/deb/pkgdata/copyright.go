@@ -156,7 +156,20 @@ func goEnv(name string) (string, error) {
 // readable format: aiassist itself, every Go module compiled into the
 // binary (from its build info) and the Go runtime, and ONNX Runtime, each
 // with its full license text.
-func copyright(w io.Writer, binary, runtimeDir string) error {
+//
+// The deb's file refers to /usr/share/common-licenses/Apache-2.0 for the
+// Apache License's terms, as Debian policy asks; the rpm's (format "rpm")
+// holds them, as rpm systems have no such folder.
+func copyright(w io.Writer, format, binary, runtimeDir string) error {
+	if format != "deb" && format != "rpm" {
+		return fmt.Errorf("-format %q: use deb or rpm", format)
+	}
+	text := func(license string) string {
+		if format == "deb" {
+			return withoutApacheTerms(license)
+		}
+		return license
+	}
 	info, err := buildinfo.ReadFile(binary)
 	if err != nil {
 		return fmt.Errorf("cannot read the Go build info of %s: %w", binary, err)
@@ -245,9 +258,30 @@ Source: https://github.com/aiassist/aiassist
 			files:     []string{"vendor/" + m.Path + "/*"},
 			copyright: holders(license, "the authors of "+m.Path),
 			license:   kind,
-			text:      license,
+			text:      text(license),
 			comment:   comment,
 		}.write(w)
 	}
 	return nil
+}
+
+// apacheHeading is the first line of the Apache License 2.0's text.
+var apacheHeading = regexp.MustCompile(`(?m)^[ \t]*Apache License[ \t]*\n[ \t]*Version 2\.0, January 2004`)
+
+// withoutApacheTerms replaces the terms of the Apache License 2.0 in a
+// license file (from its heading to END OF TERMS AND CONDITIONS) with a
+// pointer to Debian's copy, keeping the rest: other licenses in the same
+// file and the notice of how the license was applied.
+func withoutApacheTerms(text string) string {
+	loc := apacheHeading.FindStringIndex(text)
+	if loc == nil {
+		return text
+	}
+	const end = "END OF TERMS AND CONDITIONS"
+	i := strings.Index(text[loc[0]:], end)
+	if i < 0 {
+		return text
+	}
+	return text[:loc[0]] + "The terms of the Apache License, Version 2.0: on Debian systems in\n" +
+		"/usr/share/common-licenses/Apache-2.0." + text[loc[0]+i+len(end):]
 }

@@ -3,7 +3,8 @@
 //
 //	pkgdata version                            the tree's version for deb and rpm
 //	pkgdata depends -format deb|rpm ELF...     the shared-library dependencies, one a line
-//	pkgdata copyright -binary BIN -runtime DIR the machine-readable copyright file
+//	pkgdata copyright -format deb|rpm -binary BIN -runtime DIR
+//	                                           the machine-readable copyright file
 //	pkgdata changelog -version V               the Debian changelog entry of V
 package main
 
@@ -50,10 +51,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "copyright":
 		binary := fs.String("binary", "build/dist/aiassistd", "the binary whose Go modules to list")
 		runtime := fs.String("runtime", "build/onnxruntime", "the ONNX Runtime folder (its .version and LICENSE)")
+		format := fs.String("format", "deb", "deb or rpm")
 		if fs.Parse(args[1:]) != nil {
 			return 2
 		}
-		err = copyright(stdout, *binary, *runtime)
+		err = copyright(stdout, *format, *binary, *runtime)
 	case "changelog":
 		version := fs.String("version", "", "the package version the entry is for")
 		if fs.Parse(args[1:]) != nil {
