@@ -23,33 +23,42 @@ func git(dir string, args ...string) (string, error) {
 }
 
 // gitVersion turns git describe into a version dpkg and rpm both accept
-// and order as the history does: a tag vX.Y.Z is X.Y.Z, a commit after it
-// X.Y.Z+gitN.gHASH, a tree with changes adds .dirty. Without a tag the base
-// is 0.0.0 and N counts every commit, so later commits still sort later.
+// and order as the history does (see fromDescribe); without a tag the base
+// is 0.0.0 and the count is of every commit, so later commits still sort
+// later.
 func gitVersion(dir string) (string, error) {
-	var base, count, hash string
-	dirty := false
 	if d, err := git(dir, "describe", "--tags", "--long", "--dirty", "--match", "v[0-9]*"); err == nil {
-		m := describe.FindStringSubmatch(d)
-		if m == nil {
-			return "", fmt.Errorf("git describe gave %q, which is not TAG-N-gHASH; tag releases as vX.Y.Z", d)
-		}
-		// A hyphen ends the upstream version in dpkg and is not allowed
-		// in an rpm version: v1.2.0-rc1 is 1.2.0~rc1, before 1.2.0.
-		base, count, hash, dirty = strings.ReplaceAll(m[1], "-", "~"), m[2], m[3], m[4] != ""
-	} else {
-		if count, err = git(dir, "rev-list", "--count", "HEAD"); err != nil {
-			return "", err
-		}
-		if hash, err = git(dir, "rev-parse", "--short", "HEAD"); err != nil {
-			return "", err
-		}
-		status, err := git(dir, "status", "--porcelain", "--untracked-files=no")
-		if err != nil {
-			return "", err
-		}
-		base, dirty = "0.0.0", status != ""
+		return fromDescribe(d)
 	}
+	count, err := git(dir, "rev-list", "--count", "HEAD")
+	if err != nil {
+		return "", err
+	}
+	hash, err := git(dir, "rev-parse", "--short", "HEAD")
+	if err != nil {
+		return "", err
+	}
+	status, err := git(dir, "status", "--porcelain", "--untracked-files=no")
+	if err != nil {
+		return "", err
+	}
+	return join("0.0.0", count, hash, status != ""), nil
+}
+
+// fromDescribe turns git describe --long into a package version: the tag
+// vX.Y.Z is X.Y.Z, a commit after it X.Y.Z+gitN.gHASH, a tree with changes
+// adds .dirty.
+func fromDescribe(d string) (string, error) {
+	m := describe.FindStringSubmatch(d)
+	if m == nil {
+		return "", fmt.Errorf("git describe gave %q, which is not TAG-N-gHASH; tag releases as vX.Y.Z", d)
+	}
+	// A hyphen ends the upstream version in dpkg and is not allowed in an
+	// rpm version: v1.2.0-rc1 is 1.2.0~rc1, which both sort before 1.2.0.
+	return join(strings.ReplaceAll(m[1], "-", "~"), m[2], m[3], m[4] != ""), nil
+}
+
+func join(base, count, hash string, dirty bool) string {
 	v := base
 	if count != "0" || dirty {
 		v += "+git" + count + ".g" + hash
@@ -57,7 +66,7 @@ func gitVersion(dir string) (string, error) {
 	if dirty {
 		v += ".dirty"
 	}
-	return v, nil
+	return v
 }
 
 // changelog writes the Debian changelog entry of version: the commit it
