@@ -267,7 +267,7 @@ func TestPackage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the user aiassist: %v", err)
 		}
-		for _, dir := range []string{"/var/lib/aiassist", "/run/aiassist"} {
+		for _, dir := range []string{"/var/lib/aiassist", "/var/log/aiassist", "/run/aiassist"} {
 			st, err := os.Stat(dir)
 			if err != nil {
 				t.Errorf("%s: %v", dir, err)
@@ -320,7 +320,7 @@ func TestPackage(t *testing.T) {
 	t.Logf("left after dpkg -r: %q", afterRemove)
 	// What Debian policy lets a removed package keep until it is purged:
 	// its conffiles, its state, dpkg's record of them.
-	allowed := regexp.MustCompile(`^(/etc/aiassist(/config\.cue)?|/var/lib/aiassist(/.*)?|/run/aiassist|/var/lib/dpkg/info/aiassist\.[a-z]+|/var/lib/systemd/deb-systemd-helper-[a-z]+/.*aiassist.*)$`)
+	allowed := regexp.MustCompile(`^(/etc/aiassist(/config\.cue)?|/var/lib/aiassist(/.*)?|/var/log/aiassist(/.*)?|/run/aiassist|/var/lib/dpkg/info/aiassist\.[a-z]+|/var/lib/systemd/deb-systemd-helper-[a-z]+/.*aiassist.*)$`)
 	for _, p := range afterRemove {
 		if !allowed.MatchString(p) {
 			t.Errorf("dpkg -r left %s", p)
