@@ -319,7 +319,7 @@ func TestPackage(t *testing.T) {
 	t.Logf("left after dpkg -r: %q", afterRemove)
 	// What Debian policy lets a removed package keep until it is purged:
 	// its conffiles, its state, dpkg's record of them.
-	allowed := regexp.MustCompile(`^(/etc/aiassist(/config\.cue)?|/var/lib/aiassist(/.*)?|/var/log/aiassist(/.*)?|/run/aiassist|/var/lib/dpkg/info/aiassist\.[a-z]+|/var/lib/systemd/deb-systemd-helper-[a-z]+/.*aiassist.*)$`)
+	allowed := regexp.MustCompile(`^(/etc/aiassist(/config\.cue)?|/var/lib/aiassist(/.*)?|/var/log/aiassist(/.*)?|/run/aiassist|/var/lib/dpkg/info/aiassist\.[a-z]+)$`)
 	for _, p := range afterRemove {
 		if !allowed.MatchString(p) {
 			t.Errorf("dpkg -r left %s", p)
@@ -327,6 +327,15 @@ func TestPackage(t *testing.T) {
 	}
 	if !slices.Contains(afterRemove, "/etc/aiassist/config.cue") {
 		t.Errorf("dpkg -r removed the conffile /etc/aiassist/config.cue; only a purge may")
+	}
+	// Installed again over what the removal kept: enabled as at first,
+	// the edited conffile kept. Then purged from installed.
+	sh(t, "/", cleanEnv(), "dpkg", "-i", deb2)
+	if _, err := os.Lstat("/etc/systemd/system/multi-user.target.wants/aiassist.service"); err != nil {
+		t.Errorf("aiassist.service is not enabled when installed again after dpkg -r: %v", err)
+	}
+	if b, err := os.ReadFile("/etc/aiassist/config.cue"); err != nil || !strings.Contains(string(b), "// edited on this machine") {
+		t.Errorf("installing again after dpkg -r replaced the edited conffile (err %v)", err)
 	}
 	t.Logf("dpkg -P:\n%s", sh(t, "/", cleanEnv(), "dpkg", "-P", "aiassist"))
 	if left := added(before, listed(t)); len(left) > 0 {
