@@ -5,6 +5,7 @@ package deb
 import (
 	"bufio"
 	"bytes"
+	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -262,6 +263,7 @@ func TestPackage(t *testing.T) {
 		if !strings.Contains(ver, want) {
 			t.Errorf("aiassistd version does not say %q", want)
 		}
+		copyrightFile(t, strings.Fields(string(ortVersion) + " ?")[0])
 		u, err := user.Lookup("aiassist")
 		if err != nil {
 			t.Fatalf("the user aiassist: %v", err)
@@ -474,5 +476,45 @@ func serve(t *testing.T, u *user.User) {
 	reload.Env = cleanEnv()
 	if out, err := reload.CombinedOutput(); err != nil {
 		t.Errorf("aiassistd reload: %v\n%s", err, out)
+	}
+}
+
+// copyrightFile checks the installed copyright file: deb822 paragraphs,
+// a Files paragraph with its license for ONNX Runtime and for every Go
+// module compiled into the installed binary.
+func copyrightFile(t *testing.T, ortVersion string) {
+	t.Helper()
+	b, err := os.ReadFile("/usr/share/doc/aiassist/copyright")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paras := strings.Split(strings.TrimRight(string(b), "\n"), "\n\n")
+	if !strings.HasPrefix(paras[0], "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/") {
+		t.Errorf("the copyright file is not in the machine-readable format:\n%s", paras[0])
+	}
+	files := map[string]string{}
+	for _, p := range paras[1:] {
+		first, _, _ := strings.Cut(p, "\n")
+		f, ok := strings.CutPrefix(first, "Files: ")
+		if !ok || !strings.Contains(p, "\nCopyright: ") || !strings.Contains(p, "\nLicense: ") {
+			t.Errorf("a paragraph of the copyright file lacks Files, Copyright or License:\n%.300s", p)
+			continue
+		}
+		files[f] = p
+	}
+	if p := files["usr/lib/aiassist/*"]; !strings.Contains(p, "ONNX Runtime "+ortVersion) || !strings.Contains(p, "License: MIT") {
+		t.Errorf("the copyright file does not give ONNX Runtime %s and its MIT license:\n%s", ortVersion, p)
+	}
+	info, err := buildinfo.ReadFile("/usr/bin/aiassistd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Deps) < 5 {
+		t.Fatalf("/usr/bin/aiassistd lists %d Go modules", len(info.Deps))
+	}
+	for _, d := range info.Deps {
+		if p, ok := files["vendor/"+d.Path+"/*"]; !ok || !strings.Contains(p, d.Version) {
+			t.Errorf("the copyright file has no paragraph for %s %s", d.Path, d.Version)
+		}
 	}
 }

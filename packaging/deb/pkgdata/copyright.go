@@ -69,28 +69,26 @@ func (p paragraph) write(w io.Writer) {
 	fmt.Fprintf(w, "\nFiles: %s\n", strings.Join(p.files, " "))
 	fmt.Fprintf(w, "Copyright: %s\n", strings.Join(p.copyright, "\n "))
 	if p.comment != "" {
-		fmt.Fprintf(w, "Comment: %s\n", field(p.comment))
+		lines := strings.SplitN(strings.TrimSpace(p.comment), "\n", 2)
+		fmt.Fprintf(w, "Comment: %s\n", lines[0])
+		if len(lines) == 2 {
+			fmt.Fprint(w, continuation(lines[1]))
+		}
 	}
-	fmt.Fprintf(w, "License: %s\n%s", p.license, field(p.text))
-	if !strings.HasSuffix(field(p.text), "\n") {
-		fmt.Fprintln(w)
-	}
+	fmt.Fprintf(w, "License: %s\n%s", p.license, continuation(strings.TrimLeft(p.text, "\n")))
 }
 
-// field indents text as a multi-line deb822 field: a space before every
-// line, " ." for an empty one.
-func field(text string) string {
+// continuation indents text as the continuation lines of a deb822 field:
+// a space before every line, " ." for an empty one, so that no line of it
+// ends the paragraph.
+func continuation(text string) string {
 	var b strings.Builder
-	lines := strings.Split(strings.TrimRightFunc(text, unicode.IsSpace), "\n")
-	for i, line := range lines {
+	text = strings.TrimRight(text, "\n")
+	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimRightFunc(line, unicode.IsSpace)
-		switch {
-		case i == 0 && !strings.Contains(text, "\n"):
-			b.WriteString(line)
-			return b.String()
-		case line == "":
+		if line == "" {
 			b.WriteString(" .\n")
-		default:
+		} else {
 			b.WriteString(" " + line + "\n")
 		}
 	}

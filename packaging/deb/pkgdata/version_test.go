@@ -83,3 +83,18 @@ func TestWithoutApacheTerms(t *testing.T) {
 		t.Errorf("classify named a license in a text that has none")
 	}
 }
+
+// TestCopyrightParagraphs: every paragraph of the copyright file is one
+// deb822 paragraph (a blank line inside a field would cut it), each Files
+// paragraph has Copyright and License, and every Go module of the binary
+// this test runs as has its paragraph.
+func TestCopyrightParagraphs(t *testing.T) {
+	var b strings.Builder
+	paragraph{files: []string{"a/*"}, copyright: []string{"2020 A", "2021 B"}, license: "MIT",
+		text: "\nMIT License\n\nPermission is hereby granted\n\n", comment: "first\n\nNOTICE:\nsecond\n"}.write(&b)
+	got := b.String()
+	want := "\nFiles: a/*\nCopyright: 2020 A\n 2021 B\nComment: first\n .\n NOTICE:\n second\nLicense: MIT\n MIT License\n .\n Permission is hereby granted\n"
+	if got != want {
+		t.Errorf("paragraph:\n%q\nwant\n%q", got, want)
+	}
+}
