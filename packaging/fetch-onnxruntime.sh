@@ -2,6 +2,9 @@
 # Fetches the official ONNX Runtime CPU build for linux/x64 from the npm
 # package onnxruntime-node (npm pack runs no install scripts), checks the
 # tarball against a pinned checksum and extracts only the shared library.
+# The npm package carries no license file, so ONNX Runtime's (MIT, from its
+# repository's LICENSE) is kept beside this script and copied next to the
+# library, where the deb and rpm copyright file takes it from.
 # Usage: packaging/fetch-onnxruntime.sh [DEST_DIR]   (default: build/onnxruntime)
 set -euo pipefail
 
@@ -13,8 +16,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-$here/build/onnxruntime}
 lib=$dest/libonnxruntime.so.$ORT_VERSION
 stamp=$dest/.version
+license=$here/packaging/onnxruntime.LICENSE
 
 if [ -f "$lib" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$ORT_VERSION $ORT_TGZ_SHA256" ]; then
+	cmp -s "$license" "$dest/LICENSE" || install -m 0644 "$license" "$dest/LICENSE"
 	exit 0
 fi
 
@@ -37,5 +42,6 @@ tar -xzf "$tgz" -C "$tmp" "$ORT_LIB_IN_TGZ"
 mkdir -p "$dest"
 install -m 0644 "$tmp/$ORT_LIB_IN_TGZ" "$lib"
 ln -sf "libonnxruntime.so.$ORT_VERSION" "$dest/libonnxruntime.so"
+install -m 0644 "$license" "$dest/LICENSE"
 echo "$ORT_VERSION $ORT_TGZ_SHA256" >"$stamp"
 echo "fetch-onnxruntime: installed $lib"

@@ -92,6 +92,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return pull(args, stdout, stderr)
 	case "export":
 		return export(args, stdout, stderr)
+	case "man":
+		return man(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
