@@ -69,21 +69,24 @@ func WriteArchive(w io.Writer, img v1.Image, refs []string, mtime time.Time) err
 	}
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].name < blobs[j].name })
 
-	// The index names one manifest: OCI readers that pick the image by
-	// its only entry (podman load) then find it. The names are in
-	// manifest.json, which Docker and podman both read.
-	index := map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     types.OCIImageIndex,
-		"manifests": []map[string]any{{
+	// The index lists the manifest once per name, as `docker save` does
+	// for an image of several tags.
+	var descs []map[string]any
+	for _, ref := range refs {
+		descs = append(descs, map[string]any{
 			"mediaType": types.OCIManifestSchema1,
 			"digest":    digest.String(),
 			"size":      len(manifest),
 			"annotations": map[string]string{
-				"io.containerd.image.name":          "docker.io/library/" + refs[0],
-				"org.opencontainers.image.ref.name": tagOf(refs[0]),
+				"io.containerd.image.name":          "docker.io/library/" + ref,
+				"org.opencontainers.image.ref.name": tagOf(ref),
 			},
-		}},
+		})
+	}
+	index := map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     types.OCIImageIndex,
+		"manifests":     descs,
 	}
 	indexJSON, err := json.Marshal(index)
 	if err != nil {

@@ -176,8 +176,8 @@ func (t *Tree) hostPath(p string, depth int) (string, error) {
 }
 
 // CopyDir adds every file under the host directory src below dst, in
-// sorted order, files mode 0644 and directories 0755. Symlinks are
-// refused: a model folder is plain files.
+// sorted order, files mode 0644 and directories 0755, leaving out hidden
+// files (.gitignore). Symlinks are refused: a model folder is plain files.
 func (t *Tree) CopyDir(dst, src string) error {
 	if err := t.Dir(dst, 0o755); err != nil {
 		return err
@@ -191,6 +191,12 @@ func (t *Tree) CopyDir(dst, src string) error {
 			return err
 		}
 		to := path.Join(dst, filepath.ToSlash(rel))
+		if rel != "." && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		switch {
 		case d.IsDir():
 			return t.Dir(to, 0o755)
