@@ -13,9 +13,6 @@ import (
 	"cuelang.org/go/cue/token"
 )
 
-// lookupEnv is where tag values come from; tests replace it.
-var lookupEnv = os.LookupEnv
-
 // envName is a variable name a @tag may read: a shell name.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -94,7 +91,7 @@ func tagValue(body string) (ast.Expr, error) {
 		}
 		typ = strings.TrimSpace(v)
 	}
-	val, ok := lookupEnv(name)
+	val, ok := os.LookupEnv(name)
 	switch typ {
 	case "string", "int", "number", "bool":
 	default:
