@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -225,21 +224,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// buildDaemon builds aiassistd as `go vet` compiles its packages, so that
-// after `make test`'s vet only the link is left to do.
-func buildDaemon(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "aiassistd")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "-ldflags", "-X main.version=1.2.3-test", "../../cmd/aiassistd")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("cannot build aiassistd: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// TestContainer builds the image, inspects the archive with skopeo, loads
+// TestContainer inspects the image mkimage built the archive with skopeo, loads
 // it with podman and runs it three ways: the default config (the demo
 // models, /v2/health/ready and /v1/generate on 127.0.0.1); MODEL_PATH
 // naming the demo decoder mounted at /models/tiny; and a config folder of
@@ -248,35 +233,8 @@ func buildDaemon(t *testing.T, dir string) string {
 // `podman stop`, which must drain and exit 0.
 func TestContainer(t *testing.T) {
 	p := newPodman(t)
-	dir := t.TempDir()
-	start := time.Now()
-	o := testOptions(t, buildDaemon(t, dir))
-	t.Logf("aiassistd built in %.1fs", time.Since(start).Seconds())
-	start = time.Now()
-	img, err := Build(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	arch := filepath.Join(dir, "aiassist.oci.tar")
-	f, err := os.Create(arch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	if err := WriteArchive(w, img, []string{"aiassist:" + o.Version, "aiassist:latest"}, o.Created); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("image %s built and written in %.1fs", digest, time.Since(start).Seconds())
+	o := testOptions(t, "")
+	arch, digest := sharedArchive(t)
 
 	t.Run("skopeo inspect", func(t *testing.T) {
 		inspect := func(args ...string) map[string]any {
@@ -292,7 +250,7 @@ func TestContainer(t *testing.T) {
 		}
 		ref := "oci-archive:" + arch + ":" + o.Version
 		m := inspect(ref)
-		if m["Digest"] != digest.String() {
+		if m["Digest"] != digest {
 			t.Errorf("skopeo sees digest %v, mkimage made %s", m["Digest"], digest)
 		}
 		labels, _ := m["Labels"].(map[string]any)
@@ -320,7 +278,7 @@ func TestContainer(t *testing.T) {
 		}
 	})
 
-	start = time.Now()
+	start := time.Now()
 	out := p.must("load", "-i", arch)
 	t.Logf("podman load took %.1fs", time.Since(start).Seconds())
 	for _, tag := range []string{o.Version, "latest"} {

@@ -7,11 +7,18 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aiassist/aiassist/packaging/image"
+)
+
+// The OCI distribution spec's grammar of a tag and of a repository name.
+var (
+	tagPattern  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	namePattern = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
 )
 
 func main() {
@@ -42,6 +49,12 @@ func run(args []string) error {
 	}
 	if *out == "" {
 		return fmt.Errorf("-out is required")
+	}
+	if !tagPattern.MatchString(o.Version) {
+		return fmt.Errorf("-version %q cannot be an image tag: use letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'", o.Version)
+	}
+	if !namePattern.MatchString(*name) {
+		return fmt.Errorf("-name %q cannot be an image name: use lowercase letters, digits and '.', '_', '-' or '/' between them", *name)
 	}
 	if *epoch != "" {
 		n, err := strconv.ParseInt(*epoch, 10, 64)
