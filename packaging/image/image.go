@@ -83,12 +83,12 @@ func (o *Options) defaults() error {
 	if o.PackageDB == "" {
 		o.PackageDB = "/var/lib/dpkg/info"
 	}
-	for name, v := range map[string]string{
-		"binary": o.Binary, "library": o.Library, "library license": o.LibraryLicense,
-		"config": o.Config, "models": o.Models, "version": o.Version,
+	for _, f := range []struct{ name, v string }{
+		{"binary", o.Binary}, {"library", o.Library}, {"library license", o.LibraryLicense},
+		{"config", o.Config}, {"models", o.Models}, {"version", o.Version},
 	} {
-		if v == "" {
-			return fmt.Errorf("image: the %s is required", name)
+		if f.v == "" {
+			return fmt.Errorf("image: the %s is required", f.name)
 		}
 	}
 	return nil
@@ -206,8 +206,8 @@ func Build(o Options) (*Image, error) {
 			"org.opencontainers.image.created":  o.Created.Format(time.RFC3339),
 		},
 	}
-	if err := o.libraryPath(cf, system); err != nil {
-		return nil, err
+	if env := libraryPath(system); env != "" {
+		cf.Config.Env = append(cf.Config.Env, env)
 	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
@@ -217,10 +217,10 @@ func Build(o Options) (*Image, error) {
 	return out, nil
 }
 
-// libraryPath sets LD_LIBRARY_PATH when a library landed outside the
-// directories the image's loader searches on its own (it has no
-// /etc/ld.so.cache), as one from /usr/local/lib would.
-func (o *Options) libraryPath(cf *v1.ConfigFile, system *Tree) error {
+// libraryPath returns an LD_LIBRARY_PATH setting when a library landed
+// outside the directories the image's loader searches on its own (it has
+// no /etc/ld.so.cache), as one from /usr/local/lib would; else "".
+func libraryPath(system *Tree) string {
 	std := map[string]bool{}
 	for _, d := range defaultLibDirs {
 		std[d] = true
@@ -229,20 +229,19 @@ func (o *Options) libraryPath(cf *v1.ConfigFile, system *Tree) error {
 	seen := map[string]bool{}
 	for _, p := range system.Paths() {
 		e := system.entries[p]
-		if e.typ != tar.TypeReg || !strings.Contains(path.Base(p), ".so") {
+		if e.typ != tar.TypeReg || !strings.Contains(path.Base(p), ".so") || strings.HasPrefix(p, "/usr/share/") {
 			continue
 		}
-		d := path.Dir(p)
-		if !std[d] && !seen[d] && !strings.HasPrefix(p, "/usr/share/") {
+		if d := path.Dir(p); !std[d] && !seen[d] {
 			seen[d] = true
 			extra = append(extra, d)
 		}
 	}
-	if len(extra) > 0 {
-		sort.Strings(extra)
-		cf.Config.Env = append(cf.Config.Env, "LD_LIBRARY_PATH="+strings.Join(extra, ":"))
+	if len(extra) == 0 {
+		return ""
 	}
-	return nil
+	sort.Strings(extra)
+	return "LD_LIBRARY_PATH=" + strings.Join(extra, ":")
 }
 
 // systemTree is the first layer: the libraries the daemon and the ONNX
