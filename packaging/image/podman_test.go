@@ -238,7 +238,9 @@ func TestContainer(t *testing.T) {
 
 	t.Run("skopeo inspect", func(t *testing.T) {
 		inspect := func(args ...string) map[string]any {
-			out, err := exec.Command("skopeo", append([]string{"inspect"}, args...)...).CombinedOutput()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "skopeo", append([]string{"inspect"}, args...)...).CombinedOutput()
 			if err != nil {
 				t.Fatalf("skopeo inspect %s: %v\n%s", strings.Join(args, " "), err, out)
 			}
