@@ -7,7 +7,7 @@ export CGO_ENABLED := 1
 export ONNXRUNTIME_LIB ?= $(CURDIR)/$(ORT_DIR)/libonnxruntime.so
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build run test fetch-onnxruntime ui-test-deps models bench clean dist package
+.PHONY: all build run test fetch-onnxruntime ui-test-deps models bench clean dist package image
 
 all: build
 
@@ -80,6 +80,25 @@ models:
 # The HTTP load benchmark of BENCHMARKS.md (needs wrk).
 bench: build
 	./examples/bench/run.sh
+
+# The container image (README.md, "Run in a container"): aiassist:VERSION
+# and aiassist:latest in one archive that `podman load` and `docker load`
+# read, assembled by packaging/image without a container engine or a base
+# image. The same commit gives the same image digest: every time in it is
+# the commit's (SOURCE_DATE_EPOCH).
+IMAGE_ARCHIVE := build/aiassist-$(VERSION).oci.tar
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+IMAGE_SOURCE ?= https://github.com/aiassist/aiassist
+# The repository declares no license yet; the third-party licenses are in
+# the image under /usr/share/doc and /usr/lib/aiassist.
+IMAGE_LICENSES ?= NOASSERTION
+
+# The image's daemon is the packages' release build (`make dist`).
+image: dist fetch-onnxruntime
+	go run ./packaging/image/cmd/mkimage -binary $(DIST_BIN) -library $(ORT_DIR)/libonnxruntime.so \
+		-version $(VERSION) -revision "$(REVISION)" -source $(IMAGE_SOURCE) -licenses $(IMAGE_LICENSES) \
+		-epoch $(SOURCE_DATE_EPOCH) -out $(IMAGE_ARCHIVE) -list build/aiassist-$(VERSION).files
 
 clean:
 	rm -rf bin build

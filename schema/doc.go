@@ -15,5 +15,10 @@
 // in Config.Warnings, placed the same way. No secret is ever quoted in an
 // error.
 //
+// A field followed by @tag(NAME) or @tag(NAME,type=int|number|bool) takes
+// the value of the environment variable NAME when it is set, unified with
+// the field's own value, so the schema judges it like any other; this is
+// how a container passes MODEL_PATH or PORT to its config.
+//
 // Load is cheap enough to call on every reload: the schema is compiled once.
 package schema

@@ -108,6 +108,9 @@ func evaluate(filename string, src []byte) (data, v cue.Value, err error) {
 	if err != nil {
 		return cue.Value{}, cue.Value{}, err
 	}
+	if err := injectTags(f); err != nil {
+		return cue.Value{}, cue.Value{}, err
+	}
 	data = ctx.BuildFile(f)
 	if err := data.Err(); err != nil {
 		return data, cue.Value{}, err
