@@ -45,6 +45,7 @@ var presets = []Preset{
 	{Name: "tiny-llama", Committed: true,
 		Build: func() *onnxpb.ModelProto { return TinyLlama().Model() },
 		Files: func() map[string][]byte { return TinyLlama().Files() }},
+	{Name: "tiny-bert", Committed: true, Build: func() *onnxpb.ModelProto { return TinyBert().Model() }, Files: func() map[string][]byte { return TinyBert().Files() }},
 	{Name: "big-mlp", Committed: false, Build: func() *onnxpb.ModelProto { return BigMLP().Model(MLPOptions{Name: "big-mlp"}) }},
 }
 
