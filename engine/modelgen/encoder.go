@@ -23,14 +23,14 @@ type EncoderConfig struct {
 // EncoderLayer holds one encoder layer's weights. Projections are row-major
 // [in][out], so a layer computes x·W + b with x as a row vector.
 type EncoderLayer struct {
-	Q, K, V, O             []float32 // [hidden][hidden]
-	QB, KB, VB, OB         []float32 // [hidden]
-	AttnNormW, AttnNormB   []float32 // [hidden]
-	Up                     []float32 // [hidden][intermediate]
-	UpB                    []float32 // [intermediate]
-	Down                   []float32 // [intermediate][hidden]
-	DownB                  []float32 // [hidden]
-	OutNormW, OutNormB     []float32 // [hidden]
+	Q, K, V, O           []float32 // [hidden][hidden]
+	QB, KB, VB, OB       []float32 // [hidden]
+	AttnNormW, AttnNormB []float32 // [hidden]
+	Up                   []float32 // [hidden][intermediate]
+	UpB                  []float32 // [intermediate]
+	Down                 []float32 // [intermediate][hidden]
+	DownB                []float32 // [hidden]
+	OutNormW, OutNormB   []float32 // [hidden]
 }
 
 // Encoder is a BERT-style encoder with its weights: word, position and
