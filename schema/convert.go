@@ -217,6 +217,7 @@ type rawModel struct {
 	ContextLength  int         `json:"context_length"`
 	Truncate       string      `json:"truncate"`
 	ChatTemplate   string      `json:"chat_template"`
+	rawEmbedding
 }
 
 type rawBatching struct {
@@ -420,6 +421,8 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 				MaxQueueDelay: c.duration(delay, m.Batching.MaxQueueDelay, false, maxQueueDelay),
 				MaxQueueSize:  m.Batching.MaxQueueSize,
 			}
+		case KindEmbedding:
+			c.convertEmbedding(&model, &m)
 		case KindCausalLM:
 			model.MaxSequences = m.MaxSequences
 			model.MaxQueue = m.MaxQueue

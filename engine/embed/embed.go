@@ -76,7 +76,8 @@ type Chunking struct {
 	// most MaxLength; 0 is MaxLength.
 	Window int
 	// Stride is the tokens two neighbouring windows share; it must leave
-	// each window at least one token of its own. Default Window/4.
+	// each window at least one token of its own. Negative is a quarter of
+	// the window.
 	Stride int
 }
 
@@ -281,11 +282,11 @@ func (m *Model) limits(f *folder) error {
 		return fmt.Errorf("chunking.window %d is more than the %d tokens of a row (max_length)", m.window, m.maxLength)
 	}
 	m.stride = o.Chunking.Stride
-	if m.stride == 0 && o.Chunking.Window == 0 {
+	if m.stride < 0 {
 		m.stride = m.window / 4
 	}
-	if content := m.window - m.specials; m.stride < 0 || m.stride >= content {
-		return fmt.Errorf("chunking.stride %d must be at least 0 and less than the %d tokens a window of %d holds beside its %d special tokens", m.stride, max(content, 0), m.window, m.specials)
+	if content := m.window - m.specials; m.stride >= content {
+		return fmt.Errorf("chunking.stride %d must be less than the %d tokens a window of %d holds beside its %d special tokens", m.stride, max(content, 0), m.window, m.specials)
 	}
 	if p := m.tok.Padding(); p != nil {
 		m.padID = p.PadID
