@@ -27,11 +27,16 @@ var Families = map[string]Family{
 	"aiassist_request_duration_seconds": {"histogram", "Time from the request's arrival to its last response byte, by route template and model."},
 
 	// Tensor models: queue, batches, runs.
-	"aiassist_queue_depth":                {"gauge", "Requests waiting in a tensor model's batching queue."},
-	"aiassist_batch_size":                 {"histogram", "Rows per run of a tensor model (dynamic batching groups concurrent requests)."},
-	"aiassist_inference_duration_seconds": {"histogram", "Time of one ONNX Runtime run of a tensor model, for a whole batch."},
+	"aiassist_queue_depth":                {"gauge", "Requests waiting in a tensor or embedding model's batching queue."},
+	"aiassist_batch_size":                 {"histogram", "Rows per run of a tensor or embedding model (dynamic batching groups concurrent requests)."},
+	"aiassist_inference_duration_seconds": {"histogram", "Time of one ONNX Runtime run of a tensor or embedding model, for a whole batch."},
 	"aiassist_model_instances":            {"gauge", "Sessions (instances) of a model loaded."},
 	"aiassist_model_load_seconds":         {"gauge", "Time the model's last load took, in seconds."},
+
+	// Embedding models (their queue, batches and runs are counted by the
+	// tensor models' families above).
+	"aiassist_embedding_inputs_total":  {"counter", "Inputs embedded by an embedding model."},
+	"aiassist_embedding_windows_total": {"counter", "Windows (rows) an embedding model ran for its inputs: more than the inputs when long inputs are split into overlapping windows."},
 
 	// Text generation.
 	"aiassist_sequences_active":              {"gauge", "Sequences a causal-lm model is generating now."},
