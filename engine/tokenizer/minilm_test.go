@@ -115,3 +115,41 @@ func TestLimitsParse(t *testing.T) {
 	f(`,"padding":{"strategy":"Longest"}`, "strategy")
 	f(`,"padding":{"strategy":{"Fixed":99999999}}`, "Fixed 99999999")
 }
+
+// FuzzParseLimits feeds random truncation and padding sections to Parse
+// (seeds also in testdata/fuzz/FuzzParseLimits): it must never panic, and
+// settings it accepts must pad and truncate within their bounds.
+func FuzzParseLimits(f *testing.F) {
+	for _, s := range []string{
+		`"truncation":{"direction":"Right","max_length":128,"strategy":"LongestFirst","stride":0},"padding":{"strategy":{"Fixed":128},"direction":"Right","pad_to_multiple_of":null,"pad_id":0,"pad_type_id":0,"pad_token":"[PAD]"}`,
+		`"truncation":null,"padding":{"strategy":"BatchLongest","pad_to_multiple_of":8}`,
+		`"padding":{"strategy":{"Fixed":0}}`,
+		`"truncation":{"max_length":-1}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tk, err := Parse([]byte(`{"model":{"type":"WordPiece","unk_token":"[UNK]","vocab":{"[UNK]":0,"a":1}},` + s + `}`))
+		if err != nil {
+			return
+		}
+		if tr := tk.Truncation(); tr != nil {
+			if tr.MaxLength < 1 || tr.MaxLength > maxLength {
+				t.Fatalf("accepted max_length %d", tr.MaxLength)
+			}
+			if got := Truncate([]int{1, 1, 1}, tr.MaxLength, tr.Left); len(got) > tr.MaxLength {
+				t.Fatalf("truncated to %d > %d", len(got), tr.MaxLength)
+			}
+		}
+		if p := tk.Padding(); p != nil {
+			n := p.Length(3)
+			if n < 3 || n > 2*maxLength || p.PadID < 0 {
+				t.Fatalf("padding %+v pads 3 ids to %d", p, n)
+			}
+			ids, mask := p.Pad([]int{1, 1, 1}, n)
+			if len(ids) != n || len(mask) != n {
+				t.Fatalf("padded to %d, %d; want %d", len(ids), len(mask), n)
+			}
+		}
+	})
+}
