@@ -15,6 +15,8 @@ import (
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/internal/testpaths"
 	"github.com/aiassist/aiassist/engine/modelgen"
+	"github.com/aiassist/aiassist/engine/onnxpb"
+	"google.golang.org/protobuf/proto"
 )
 
 var (
@@ -345,4 +347,31 @@ func TestMiniLMTokenizerSettings(t *testing.T) {
 	if over.MaxLength() != 256 || embed(t, over, text(long)).Chunks[0] >= a.Chunks[1] {
 		t.Fatalf("max_length override not applied: %d", over.MaxLength())
 	}
+}
+
+// TestPooledOutput: a model with a sentence_embedding output (here the
+// plain mean of last_hidden_state, added to tiny-bert's graph) is taken as
+// it is, not pooled again.
+func TestPooledOutput(t *testing.T) {
+	dir := t.TempDir()
+	m := modelgen.TinyBert()
+	model := m.Model()
+	g := model.GetGraph()
+	axes := modelgen.Tensor("pool_axes", []int64{1}, []int64{1})
+	g.Initializer = append(g.Initializer, axes)
+	g.Node = append(g.Node, &onnxpb.NodeProto{OpType: proto.String("ReduceMean"), Input: []string{"last_hidden_state"},
+		Output: []string{"sentence_embedding"}, Attribute: []*onnxpb.AttributeProto{modelgen.AttrInts("axes", 1), modelgen.AttrInt("keepdims", 0)}})
+	g.Output = append(g.Output, modelgen.ValueInfo("sentence_embedding", onnxpb.TensorProto_FLOAT, modelgen.Sym("batch_size"), modelgen.Fixed(32)))
+	if err := modelgen.WriteFile(filepath.Join(dir, "model.onnx"), model); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range m.Files() {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pooled := load(t, Options{Dir: dir, Pooling: "cls"})
+	mean := load(t, Options{})
+	got, want := embed(t, pooled, text("the water is near")), embed(t, mean, text("the water is near"))
+	close32(t, "sentence_embedding", got.Embeddings[0], want.Embeddings[0], 1e-5)
 }
