@@ -226,6 +226,10 @@ func TestEmbeddingModelsListed(t *testing.T) {
 	if r.status != 200 || !strings.Contains(string(r.body), `"kind":"embedding"`) {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
+	r = ts.get(t, "/v2/models/bert")
+	if r.status != 404 || !strings.Contains(string(r.body), "POST /v1/embeddings") {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
 	r = ts.post(t, "/v1/completions", `{"model":"bert","prompt":"a"}`)
 	if r.status != 400 || !strings.Contains(string(r.body), "POST /v1/embeddings") {
 		t.Fatalf("%d %s", r.status, r.body)

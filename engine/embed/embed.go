@@ -407,6 +407,9 @@ func (m *Model) Encode(text string) []int { return m.tok.Encode(text, false) }
 // ctx that ends while queued a *engine.DeadlineError; a closed model
 // engine.ErrClosed.
 func (m *Model) Embed(ctx context.Context, req Request) (Result, error) {
+	if len(req.Inputs) == 0 {
+		return Result{}, fmt.Errorf("%w: a request to model %q needs at least one input", engine.ErrInvalidInput, m.opts.Name)
+	}
 	if err := m.checkDimensions(req.Dimensions); err != nil {
 		return Result{}, err
 	}

@@ -226,6 +226,9 @@ func TestTokenInputs(t *testing.T) {
 	if !errors.Is(err, engine.ErrInvalidInput) || !strings.Contains(err.Error(), "99999") {
 		t.Fatalf("err %v", err)
 	}
+	if _, err := m.Embed(context.Background(), Request{}); !errors.Is(err, engine.ErrInvalidInput) {
+		t.Fatalf("no inputs: %v", err)
+	}
 	// An empty input is its special tokens alone.
 	if res := embed(t, m, text("")); res.Tokens != 2 || len(res.Embeddings[0]) != 32 {
 		t.Fatalf("empty input: %+v", res)
