@@ -46,7 +46,7 @@ var Families = map[string]Family{
 	"aiassist_model_queue_wait_seconds":      {"histogram", "Time a request waited before its model took it: in a tensor model's batching queue until its run, or for a causal-lm model's sequence slot."},
 	"aiassist_model_runs_terminated_total":   {"counter", "Tensor-model runs stopped in ONNX Runtime (RunOptions.Terminate) because every request of the batch had ended."},
 	"aiassist_model_admission_refused_total": {"counter", "Requests refused at once (503) because the model could not finish them before their deadline, by model and reason."},
-	"aiassist_request_tokens_total":          {"counter", "Tokens of generation requests by model and by who asked: an API key by its config name, JWT principals per issuer; direction in (prompt) or out (generated)."},
+	"aiassist_request_tokens_total":          {"counter", "Tokens of generation and embeddings requests by model and by who asked: an API key by its config name, JWT principals per issuer; direction in (prompt, or the inputs to embed) or out (generated)."},
 	"aiassist_prompt_tokens_total":           {"counter", "Prompt tokens read by a causal-lm model."},
 	"aiassist_time_to_first_token_seconds":   {"histogram", "Time from a generation request's start to its first generated token."},
 	"aiassist_inter_token_latency_seconds":   {"histogram", "Time between two generated tokens of one sequence."},
