@@ -371,10 +371,13 @@ func (m *Model) Matryoshka() bool { return m.opts.Matryoshka }
 // MaxLength is the most tokens of one row, special tokens included.
 func (m *Model) MaxLength() int { return m.maxLength }
 
-// Window and Stride are the chunking's window and overlap in tokens;
-// Chunked reports whether long inputs are split at all.
-func (m *Model) Window() int   { return m.window }
-func (m *Model) Stride() int   { return m.stride }
+// Window is the tokens of one window, special tokens included.
+func (m *Model) Window() int { return m.window }
+
+// Stride is the tokens two neighbouring windows share.
+func (m *Model) Stride() int { return m.stride }
+
+// Chunked reports whether long inputs are split; if not, they are refused.
 func (m *Model) Chunked() bool { return !m.opts.Chunking.Off }
 
 // Windows splits ids (without special tokens) into the rows Embed runs:

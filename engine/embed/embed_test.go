@@ -378,3 +378,35 @@ func TestPooledOutput(t *testing.T) {
 	got, want := embed(t, pooled, text("the water is near")), embed(t, mean, text("the water is near"))
 	close32(t, "sentence_embedding", got.Embeddings[0], want.Embeddings[0], 1e-5)
 }
+
+// TestDeadline: a request whose context ends while it waits for the only
+// session gets a *engine.DeadlineError, not a result; the session then
+// serves the next request.
+func TestDeadline(t *testing.T) {
+	m := load(t, Options{Batching: engine.BatchOptions{Enabled: true, MaxBatchSize: 8}})
+	s := <-m.sessions // hold the only session
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Embed(ctx, Request{Inputs: []Input{text("the water")}})
+		done <- err
+	}()
+	cancel()
+	m.sessions <- s
+	select {
+	case err := <-done:
+		var de *engine.DeadlineError
+		if !errors.As(err, &de) || de.Model != "tiny-bert" {
+			t.Fatalf("err %v, want a *engine.DeadlineError", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request did not end within 30s")
+	}
+	if res := embed(t, m, text("the water")); len(res.Embeddings[0]) != 32 {
+		t.Fatalf("the next request: %+v", res)
+	}
+	m.Close()
+	if _, err := m.Embed(context.Background(), Request{Inputs: []Input{text("a")}}); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
