@@ -66,6 +66,9 @@ type Options struct {
 	Batching engine.BatchOptions
 	// Metrics receives the model's series; nil keeps them unexported.
 	Metrics *metrics.Set
+	// Clock times the runs that deadline-aware admission estimates from;
+	// nil is time.Now. Tests give a fake one.
+	Clock func() time.Time
 }
 
 // Chunking says how an input longer than a row is split.
@@ -146,9 +149,12 @@ type Model struct {
 	sessions  chan *ort.DynamicAdvancedSession
 	all       []*ort.DynamicAdvancedSession
 	queue     *batch.Queue[*job, [][]float32]
+	// service is the run time of a batch, which admission estimates from.
+	service engine.ServiceTime
 
 	batchSize, inferTime, queueWait *metrics.PrometheusHistogram
 	inputsTotal, windowsTotal       *metrics.Counter
+	refused                         *metrics.Counter
 }
 
 // job is some windows of one request, run together.
@@ -176,6 +182,9 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	}
 	if opts.Batching.MaxQueueSize < 1 {
 		opts.Batching.MaxQueueSize = 1024
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	switch opts.Pooling {
 	case "":
@@ -248,6 +257,7 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 		set.NewGauge("aiassist_model_load_seconds"+label, func() float64 { return loaded })
 		m.inputsTotal = set.NewCounter("aiassist_embedding_inputs_total" + label)
 		m.windowsTotal = set.NewCounter("aiassist_embedding_windows_total" + label)
+		m.refused = set.NewCounter(`aiassist_model_admission_refused_total{model=` + strconv.Quote(opts.Name) + `,reason="deadline"}`)
 	}
 	return m, nil
 }
@@ -407,8 +417,9 @@ func (m *Model) Encode(text string) []int { return m.tok.Encode(text, false) }
 // Bad inputs (a token id outside the vocabulary, dimensions the model does
 // not take) give errors wrapping engine.ErrInvalidInput; a too-long input
 // with chunking off a *TooLongError; a full queue a *engine.LimitError; a
-// ctx that ends while queued a *engine.DeadlineError; a closed model
-// engine.ErrClosed.
+// request that by the measured run time and the queue ahead would end
+// after ctx's deadline an *engine.AdmissionError, at once; a ctx that ends
+// while queued a *engine.DeadlineError; a closed model engine.ErrClosed.
 func (m *Model) Embed(ctx context.Context, req Request) (Result, error) {
 	if len(req.Inputs) == 0 {
 		return Result{}, fmt.Errorf("%w: a request to model %q needs at least one input", engine.ErrInvalidInput, m.opts.Name)
@@ -441,6 +452,9 @@ func (m *Model) Embed(ctx context.Context, req Request) (Result, error) {
 			owner = append(owner, i)
 		}
 		rows = append(rows, ws...)
+	}
+	if err := m.admit(ctx, len(rows)); err != nil {
+		return Result{}, err
 	}
 	pooled, wait, err := m.runRows(ctx, rows)
 	if err != nil {
@@ -509,6 +523,29 @@ func (m *Model) checkDimensions(d int) error {
 		return fmt.Errorf("%w: dimensions %d is more than the %d of model %q", engine.ErrInvalidInput, d, full, m.opts.Name)
 	}
 	return nil
+}
+
+// admit refuses a request that, by the measured run time of a batch, the
+// jobs queued ahead of it and its own jobs, would end after ctx's
+// deadline; as the tensor path does, the estimate leans low (whole rounds
+// of jobs across the instances, rounded down), and with fewer than
+// engine.MinSamples runs measured nothing is refused.
+func (m *Model) admit(ctx context.Context, rows int) error {
+	if _, ok := ctx.Deadline(); !ok {
+		return nil
+	}
+	run, ok := m.service.Estimate()
+	if !ok {
+		return nil
+	}
+	per := m.opts.Batching.MaxBatchSize
+	own := (rows + per - 1) / per
+	wait := time.Duration(m.queue.Len()/m.opts.Instances) * run
+	err := engine.CheckDeadline(ctx, m.opts.Name, wait, time.Duration((own+m.opts.Instances-1)/m.opts.Instances)*run)
+	if err != nil && m.refused != nil {
+		m.refused.Inc()
+	}
+	return err
 }
 
 // runRows runs rows through the queue, at most MaxBatchSize to a job, the
@@ -609,10 +646,13 @@ func (m *Model) run(_ context.Context, jobs []*job) ([][][]float32, error) {
 	}
 	outputs := []ort.Value{nil}
 	s := <-m.sessions
-	start := time.Now()
+	start := m.opts.Clock()
 	err := s.Run(inputs, outputs)
-	took := time.Since(start)
+	took := m.opts.Clock().Sub(start)
 	m.sessions <- s
+	if err == nil {
+		m.service.Observe(took)
+	}
 	if outputs[0] != nil {
 		defer outputs[0].Destroy()
 	}

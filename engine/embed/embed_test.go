@@ -410,3 +410,42 @@ func TestDeadline(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// fakeClock advances by step at every reading, so that every run measures
+// step.
+type fakeClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	step time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(c.step)
+	return c.now
+}
+
+// TestAdmission: once runs are measured (here, by a clock that makes each
+// take a second), a request whose deadline is nearer than one run is
+// refused at once with an *engine.AdmissionError; one with time enough
+// runs.
+func TestAdmission(t *testing.T) {
+	clock := &fakeClock{step: time.Second}
+	m := load(t, Options{Clock: clock.Now})
+	for range engine.MinSamples {
+		embed(t, m, text("a"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := m.Embed(ctx, Request{Inputs: []Input{text("the water")}})
+	var ae *engine.AdmissionError
+	if !errors.As(err, &ae) || ae.Model != "tiny-bert" {
+		t.Fatalf("err %v, want an *engine.AdmissionError", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := m.Embed(ctx, Request{Inputs: []Input{text("the water")}}); err != nil {
+		t.Fatalf("a request with a minute: %v", err)
+	}
+}
