@@ -449,3 +449,33 @@ func TestAdmission(t *testing.T) {
 		t.Fatalf("a request with a minute: %v", err)
 	}
 }
+
+// TestNoTokenTypes: token_type_ids is optional; a model without it (here
+// tiny-bert computing zeros itself) embeds as tiny-bert does.
+func TestNoTokenTypes(t *testing.T) {
+	dir := t.TempDir()
+	m := modelgen.TinyBert()
+	model := m.Model()
+	g := model.GetGraph()
+	var ins []*onnxpb.ValueInfoProto
+	for _, in := range g.Input {
+		if in.GetName() != "token_type_ids" {
+			ins = append(ins, in)
+		}
+	}
+	g.Input = ins
+	zeros := &onnxpb.NodeProto{OpType: proto.String("Mul"), Input: []string{"input_ids", "zero"}, Output: []string{"token_type_ids"}}
+	g.Node = append([]*onnxpb.NodeProto{zeros}, g.Node...)
+	if err := modelgen.WriteFile(filepath.Join(dir, "model.onnx"), model); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range m.Files() {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	without := load(t, Options{Dir: dir, Normalize: true})
+	with := load(t, Options{Normalize: true})
+	got, want := embed(t, without, text("the water is near")), embed(t, with, text("the water is near"))
+	close32(t, "without token_type_ids", got.Embeddings[0], want.Embeddings[0], 1e-6)
+}
