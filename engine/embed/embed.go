@@ -146,15 +146,15 @@ type Model struct {
 	inputs    []string // the session's inputs, in order
 	types     []ort.TensorElementDataType
 	pooled    bool // the output is [batch, hidden], already pooled
-	sessions  chan *ort.DynamicAdvancedSession
-	all       []*ort.DynamicAdvancedSession
+	sessions  chan *session
+	all       []*session
 	queue     *batch.Queue[*job, [][]float32]
 	// service is the run time of a batch, which admission estimates from.
 	service engine.ServiceTime
 
 	batchSize, inferTime, queueWait *metrics.PrometheusHistogram
 	inputsTotal, windowsTotal       *metrics.Counter
-	refused                         *metrics.Counter
+	refused, terminated             *metrics.Counter
 }
 
 // job is some windows of one request, run together.
@@ -231,15 +231,16 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	if err := so.SetInterOpNumThreads(max(opts.InterOpThreads, 1)); err != nil {
 		return nil, err
 	}
-	m.sessions = make(chan *ort.DynamicAdvancedSession, opts.Instances)
+	m.sessions = make(chan *session, opts.Instances)
 	for range opts.Instances {
 		s, err := ort.NewDynamicAdvancedSession(f.model, m.inputs, []string{output}, so)
 		if err != nil {
 			m.destroy()
 			return nil, fmt.Errorf("cannot open a session for model %q: %w", opts.Name, err)
 		}
-		m.all = append(m.all, s)
-		m.sessions <- s
+		ss := newSession(s)
+		m.all = append(m.all, ss)
+		m.sessions <- ss
 	}
 	qo := batch.Options{MaxBatchSize: 1, MaxQueueSize: opts.Batching.MaxQueueSize}
 	if opts.Batching.Enabled {
@@ -257,6 +258,7 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 		set.NewGauge("aiassist_model_load_seconds"+label, func() float64 { return loaded })
 		m.inputsTotal = set.NewCounter("aiassist_embedding_inputs_total" + label)
 		m.windowsTotal = set.NewCounter("aiassist_embedding_windows_total" + label)
+		m.terminated = set.NewCounter("aiassist_model_runs_terminated_total" + label)
 		m.refused = set.NewCounter(`aiassist_model_admission_refused_total{model=` + strconv.Quote(opts.Name) + `,reason="deadline"}`)
 	}
 	return m, nil
@@ -593,8 +595,9 @@ func (m *Model) queueError(ctx context.Context, err error) error {
 }
 
 // run is the queue's runner: the rows of all jobs in one session run,
-// padded to the longest (or as the tokenizer pads), then pooled.
-func (m *Model) run(_ context.Context, jobs []*job) ([][][]float32, error) {
+// padded to the longest (or as the tokenizer pads), then pooled. ctx ends
+// when no job of the batch is wanted any more, which stops the run.
+func (m *Model) run(ctx context.Context, jobs []*job) ([][][]float32, error) {
 	now := time.Now()
 	var rows [][]int
 	for _, j := range jobs {
@@ -646,15 +649,28 @@ func (m *Model) run(_ context.Context, jobs []*job) ([][][]float32, error) {
 	}
 	outputs := []ort.Value{nil}
 	s := <-m.sessions
+	if !slices.ContainsFunc(jobs, func(j *job) bool { return j.ctx.Err() == nil }) {
+		// Every request ended while the batch waited for a session.
+		// (Asked of each job, as ctx learns of it a moment later.)
+		m.sessions <- s
+		return nil, fmt.Errorf("%w: %w", batch.ErrExpired, context.Cause(jobs[0].ctx))
+	}
 	start := m.opts.Clock()
-	err := s.Run(inputs, outputs)
+	stopped, err := s.run(ctx, inputs, outputs)
 	took := m.opts.Clock().Sub(start)
 	m.sessions <- s
-	if err == nil {
-		m.service.Observe(took)
-	}
 	if outputs[0] != nil {
 		defer outputs[0].Destroy()
+	}
+	if stopped {
+		// A stopped run's time says nothing of how long a run takes.
+		if m.terminated != nil {
+			m.terminated.Inc()
+		}
+		return nil, fmt.Errorf("model %q: the run was stopped, as no request of its batch still waited for it: %w", m.opts.Name, err)
+	}
+	if err == nil {
+		m.service.Observe(took)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("model %q: %w", m.opts.Name, err)
@@ -754,7 +770,7 @@ func (m *Model) Close() {
 
 func (m *Model) destroy() {
 	for _, s := range m.all {
-		s.Destroy()
+		s.destroy()
 	}
 	m.all = nil
 }

@@ -7,10 +7,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/aiassist/aiassist/engine"
 	"github.com/aiassist/aiassist/engine/internal/testpaths"
@@ -478,4 +481,55 @@ func TestNoTokenTypes(t *testing.T) {
 	with := load(t, Options{Normalize: true})
 	got, want := embed(t, without, text("the water is near")), embed(t, with, text("the water is near"))
 	close32(t, "without token_type_ids", got.Embeddings[0], want.Embeddings[0], 1e-6)
+}
+
+// TestUnwantedBatchNotRun: a batch whose every request ended while it
+// waited for a session is not run at all.
+func TestUnwantedBatchNotRun(t *testing.T) {
+	set := metrics.NewSet()
+	m := load(t, Options{Metrics: set})
+	count := func(name string) float64 {
+		var b strings.Builder
+		set.WritePrometheus(&b)
+		for l := range strings.Lines(b.String()) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), name+`_count{model="tiny-bert"} `); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return 0
+	}
+	s := <-m.sessions // hold the only session
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Embed(ctx, Request{Inputs: []Input{text("the water")}})
+		done <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for count("aiassist_model_queue_wait_seconds") < 1 {
+		// The batch has been taken and waits for the session.
+		if time.Now().After(deadline) {
+			t.Fatal("the batch was not taken within 30s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	m.sessions <- s
+	select {
+	case err := <-done:
+		var de *engine.DeadlineError
+		if !errors.As(err, &de) {
+			t.Fatalf("err %v, want a *engine.DeadlineError", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request did not end within 30s")
+	}
+	if n := count("aiassist_inference_duration_seconds"); n != 0 {
+		t.Fatalf("%v runs; the unwanted batch ran", n)
+	}
+	embed(t, m, text("the water"))
+	if n := count("aiassist_inference_duration_seconds"); n != 1 {
+		t.Fatalf("%v runs after one request", n)
+	}
 }
