@@ -389,9 +389,6 @@ func (m *Model) Window() int { return m.window }
 // Stride is the tokens two neighbouring windows share.
 func (m *Model) Stride() int { return m.stride }
 
-// Chunked reports whether long inputs are split; if not, they are refused.
-func (m *Model) Chunked() bool { return !m.opts.Chunking.Off }
-
 // Windows splits ids (without special tokens) into the rows Embed runs:
 // each window's ids wrapped in the special tokens, neighbours sharing
 // Stride ids, the last ending with ids' end. An input that fits is one

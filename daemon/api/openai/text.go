@@ -280,9 +280,10 @@ func (l *genLog) result(res generate.Result, text string) {
 }
 
 // modelRoutes serve the model list: the causal-lm models, then the
-// embedding models (kind "embedding"), which are what the /v1 routes serve. Tensor models are listed by the KServe repository
-// index, so an OpenAI client that offers every listed model for chat never
-// offers one that cannot chat.
+// embedding models, which are what the /v1 routes serve; each says its
+// kind, so that a client offering models for chat can leave the
+// embedding ones out. Tensor models are listed by the KServe repository
+// index.
 type modelRoutes struct{ created int64 }
 
 type modelList struct {
