@@ -73,7 +73,8 @@ type Options struct {
 
 // Chunking says how an input longer than a row is split.
 type Chunking struct {
-	// Off refuses such an input with a *TooLongError instead.
+	// Off refuses such an input with a *TooLongError instead; Window
+	// and Stride are then ignored.
 	Off bool
 	// Window is the tokens of one window, special tokens included, at
 	// most MaxLength; 0 is MaxLength.
@@ -287,14 +288,18 @@ func (m *Model) limits(f *folder) error {
 		return fmt.Errorf("max_length %d leaves no room beside the %d special tokens", m.maxLength, m.specials)
 	}
 	m.window = o.Chunking.Window
-	if m.window == 0 {
+	if m.window == 0 || o.Chunking.Off {
+		// Without chunking an input is one row, up to max_length.
 		m.window = m.maxLength
 	}
 	if m.window > m.maxLength {
 		return fmt.Errorf("chunking.window %d is more than the %d tokens of a row (max_length)", m.window, m.maxLength)
 	}
 	m.stride = o.Chunking.Stride
-	if m.stride < 0 {
+	switch {
+	case o.Chunking.Off:
+		m.stride = 0
+	case m.stride < 0:
 		m.stride = m.window / 4
 	}
 	if content := m.window - m.specials; m.stride >= content {
