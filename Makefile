@@ -75,7 +75,7 @@ test: fetch-onnxruntime ui-test-deps
 # Regenerates the committed example models (a test checks they match).
 MODELS_OUT ?= examples/models
 models:
-	go run ./engine/modelgen/cmd/genmodels -out $(MODELS_OUT) -which demo,types,llama
+	go run ./engine/modelgen/cmd/genmodels -out $(MODELS_OUT) -which demo,types,llama,bert
 
 # The HTTP load benchmark of BENCHMARKS.md (needs wrk).
 bench: build

@@ -4,6 +4,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/embed"
 	"github.com/aiassist/aiassist/engine/generate"
 	"github.com/aiassist/aiassist/schema"
 )
@@ -56,8 +57,11 @@ func defaultModel(cfg *schema.Config) string {
 // a causal-lm folder Load reads — not the folder, so a lock file or a
 // cache created beside them changes nothing.
 func modelFiles(m schema.Model) ([]string, error) {
-	if m.Kind == schema.KindCausalLM {
+	switch m.Kind {
+	case schema.KindCausalLM:
 		return generate.ModelFiles(m.Path)
+	case schema.KindEmbedding:
+		return embed.ModelFiles(m.Path)
 	}
 	return engine.TensorModelFiles(m.Path)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aiassist/aiassist/daemon/gate"
 	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/embed"
 	"github.com/aiassist/aiassist/engine/generate"
 	"github.com/aiassist/aiassist/schema"
 )
@@ -40,6 +41,7 @@ type loadedModel struct {
 	spec  schema.Model
 	model *engine.TensorModel // a tensor model, or nil
 	gen   *generate.Model     // a causal-lm model, or nil
+	emb   *embed.Model        // an embedding model, or nil
 	set   *metrics.Set
 	file  fileID
 	// loadedAt is when the load began, loadTime how long it took.
@@ -75,6 +77,9 @@ func (m *loadedModel) close() {
 	}
 	if m.gen != nil {
 		m.gen.Close()
+	}
+	if m.emb != nil {
+		m.emb.Close()
 	}
 	metrics.UnregisterSet(m.set, true)
 }
@@ -130,6 +135,8 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 		lm := &loadedModel{spec: spec, set: set, file: file, loadedAt: time.Now()}
 		if spec.Kind == schema.KindCausalLM {
 			lm.gen, err = generate.Load(rt, generateOptions(cfg, spec, set))
+		} else if spec.Kind == schema.KindEmbedding {
+			lm.emb, err = embed.Load(rt, embedOptions(cfg, spec, set))
 		} else {
 			lm.model, err = engine.LoadTensorModel(rt, modelOptions(cfg, spec, set))
 		}
@@ -165,6 +172,7 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 		Generation:     generation,
 		Models:         map[string]*engine.TensorModel{},
 		Generators:     map[string]*generate.Model{},
+		Embedders:      map[string]*embed.Model{},
 		DefaultModel:   defaultModel(cfg),
 		Prompts:        prompts,
 		RequestTimeout: cfg.Server.RequestTimeout,
@@ -187,6 +195,8 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 	for name, lm := range st.models {
 		if lm.gen != nil {
 			st.api.Generators[name] = lm.gen
+		} else if lm.emb != nil {
+			st.api.Embedders[name] = lm.emb
 		} else {
 			st.api.Models[name] = lm.model
 		}
@@ -237,6 +247,10 @@ func warmUp(logger *slog.Logger, models []*loadedModel, timeout time.Duration) e
 					errs[i] = fmt.Errorf("models.%s: the warm-up generation of one token failed: %w", lm.spec.Name, err)
 				}
 			})
+			continue
+		}
+		if lm.emb != nil {
+			wg.Go(func() { errs[i] = warmEmbedding(lm.emb, timeout) })
 			continue
 		}
 		inputs, reason := warmInputs(lm.model.Inputs())

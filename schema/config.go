@@ -345,15 +345,15 @@ type Reload struct {
 // Model is one served model.
 type Model struct {
 	Name           string // the key under models
-	Kind           string // "tensor" or "causal-lm"
-	Path           string // absolute path of the ONNX file (tensor) or model folder (causal-lm); not checked to exist
+	Kind           string // "tensor", "causal-lm" or "embedding"
+	Path           string // absolute path of the ONNX file (tensor) or model folder (causal-lm, embedding); not checked to exist
 	Instances      int
 	IntraOpThreads int
 	// RequestTimeout overrides server.request_timeout for this model; 0
 	// keeps the server's.
 	RequestTimeout time.Duration
 	NoCache        bool     // cache: false
-	Batching       Batching // tensor models only; zero for causal-lm
+	Batching       Batching // tensor and embedding models; zero for causal-lm
 	Scaling        *Scaling // nil: Instances, fixed
 
 	// The fields below are set for causal-lm models only.
@@ -362,6 +362,9 @@ type Model struct {
 	ContextLength int    // 0: the model's own
 	Truncate      string // "error" or "left"
 	ChatTemplate  string // "": the model's own
+
+	// Embedding is set for embedding models only; they use Batching too.
+	Embedding Embedding
 }
 
 // FieldPath returns the CUE path of a field of the model, such as
@@ -381,8 +384,9 @@ type Batching struct {
 
 // Kinds of models.
 const (
-	KindTensor   = "tensor"
-	KindCausalLM = "causal-lm"
+	KindTensor    = "tensor"
+	KindCausalLM  = "causal-lm"
+	KindEmbedding = "embedding"
 )
 
 // ModelNames returns the names of the configured models, sorted.

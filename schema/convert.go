@@ -223,6 +223,7 @@ type rawModel struct {
 	ChatTemplate   string      `json:"chat_template"`
 	Cache          *bool       `json:"cache"` // nil for a kind without the field
 	Scaling        *rawScaling `json:"scaling"`
+	rawEmbedding
 }
 
 type rawBatching struct {
@@ -430,6 +431,8 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 				MaxQueueDelay: c.duration(delay, m.Batching.MaxQueueDelay, false, maxQueueDelay),
 				MaxQueueSize:  m.Batching.MaxQueueSize,
 			}
+		case KindEmbedding:
+			c.convertEmbedding(&model, &m)
 		case KindCausalLM:
 			model.MaxSequences = m.MaxSequences
 			model.MaxQueue = m.MaxQueue

@@ -27,7 +27,7 @@ func TestBad(t *testing.T) {
 			"missing-path.bad.cue:1:9: models.demo.path: field is required but not present",
 		},
 		"bad-kind.bad.cue": {
-			`bad-kind.bad.cue:2:8: models.demo.kind: invalid value "llm" (must be one of "causal-lm", "tensor")`,
+			`bad-kind.bad.cue:2:8: models.demo.kind: invalid value "llm" (must be one of "causal-lm", "embedding", "tensor")`,
 		},
 		"bad-duration.bad.cue": {
 			`bad-duration.bad.cue:2:19: server.request_timeout: invalid duration "30 seconds": write it like "250ms", "1.5s", "1h30m" or "10d"`,

@@ -579,7 +579,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"tensor model", "POST", routeGenerate, `{"model":"demo","prompt":"a"}`, 400, "invalid_request_error", "invalid_input", "model", "tensor model"},
 		{"GET generate", "GET", routeGenerate, "", 405, "invalid_request_error", "method_not_allowed", "", "use POST"},
 		{"POST models", "POST", routeModels, "{}", 405, "invalid_request_error", "method_not_allowed", "", "use GET"},
-		{"unknown v1 route", "POST", "/v1/embeddings", "{}", 404, "not_found_error", "not_found", "", "no route"},
+		{"unknown v1 route", "POST", "/v1/audio/speech", "{}", 404, "not_found_error", "not_found", "", "no route"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -131,7 +131,7 @@ func TestFamiliesWellFormed(t *testing.T) {
 }
 
 // subsystems are the <subsystem> part of aiassist_<subsystem>_<name>_<unit>.
-var subsystems = []string{"abuse", "alert", "auth", "build", "cache", "config", "generation", "http", "instances", "limit", "model", "request", "scaling"}
+var subsystems = []string{"abuse", "alert", "auth", "build", "cache", "config", "embedding", "generation", "http", "instances", "limit", "model", "request", "scaling"}
 
 // legacyNames predate the naming rule. They are kept, not renamed: the
 // exported alert rules, the Grafana dashboard and operators' queries use

@@ -335,7 +335,7 @@ func TestCommittedFiles(t *testing.T) {
 			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("%s differs from a fresh generation; regenerate it with "+
-					"go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types,llama", path)
+					"go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types,llama,bert", path)
 			}
 		}
 	}

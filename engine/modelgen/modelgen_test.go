@@ -46,7 +46,7 @@ func TestSeedsDiffer(t *testing.T) {
 
 // TestCommittedModels keeps examples/models in step with the generator: if
 // this fails after an intended change, regenerate with
-// go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types,llama
+// go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types,llama,bert
 func TestCommittedModels(t *testing.T) {
 	for _, p := range Presets() {
 		path := filepath.Join("..", "..", "examples", "models", p.Name, "model.onnx")
@@ -65,7 +65,7 @@ func TestCommittedModels(t *testing.T) {
 		}
 		if want := mustMarshal(t, p.Build()); !bytes.Equal(got, want) {
 			t.Errorf("%s differs from a fresh generation (%d vs %d bytes); regenerate it with "+
-				"go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types,llama", path, len(got), len(want))
+				"go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types,llama,bert", path, len(got), len(want))
 		}
 	}
 }

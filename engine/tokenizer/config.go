@@ -3,14 +3,17 @@ package tokenizer
 import "encoding/json"
 
 // file mirrors the parts of a Hugging Face tokenizer.json that affect ids.
-// truncation and padding are ignored: Encode never truncates or pads.
+// Encode never truncates or pads; truncation and padding are parsed for
+// callers that do (Tokenizer.Truncation, Tokenizer.Padding).
 type file struct {
-	AddedTokens   []addedToken `json:"added_tokens"`
-	Normalizer    *component   `json:"normalizer"`
-	PreTokenizer  *component   `json:"pre_tokenizer"`
-	Model         modelConfig  `json:"model"`
-	PostProcessor *component   `json:"post_processor"`
-	Decoder       *component   `json:"decoder"`
+	Truncation    *truncationConfig `json:"truncation"`
+	Padding       *paddingConfig    `json:"padding"`
+	AddedTokens   []addedToken      `json:"added_tokens"`
+	Normalizer    *component        `json:"normalizer"`
+	PreTokenizer  *component        `json:"pre_tokenizer"`
+	Model         modelConfig       `json:"model"`
+	PostProcessor *component        `json:"post_processor"`
+	Decoder       *component        `json:"decoder"`
 }
 
 type addedToken struct {

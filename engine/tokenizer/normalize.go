@@ -102,57 +102,25 @@ func buildReplace(c *component) (func(string) string, error) {
 	}, nil
 }
 
-// lower lowercases with the full Unicode mapping that Rust's and
-// JavaScript's to_lowercase use; Go's simple mapping differs for U+0130 and
-// for a word-final capital sigma.
+// lower lowercases as the Rust tokenizers' NormalizedString::lowercase
+// does: each character on its own, with Unicode's full mapping. So U+0130
+// becomes "i" and a combining dot, which Go's simple mapping does not
+// give, and a capital sigma is always σ — there is no word-final ς, as a
+// character alone has no context (JavaScript's toLowerCase, which looks
+// at the word, differs there; the models are trained on Rust's ids).
 func lower(s string) string {
-	if !strings.ContainsAny(s, "\u0130\u03a3") {
+	if !strings.ContainsRune(s, '\u0130') {
 		return strings.ToLower(s)
 	}
-	rs := []rune(s)
 	var b strings.Builder
-	for i, r := range rs {
-		switch r {
-		case '\u0130':
+	for _, r := range s {
+		if r == '\u0130' {
 			b.WriteString("i\u0307")
-		case '\u03a3':
-			if finalSigma(rs, i) {
-				b.WriteRune('ς')
-			} else {
-				b.WriteRune('σ')
-			}
-		default:
+		} else {
 			b.WriteRune(unicode.ToLower(r))
 		}
 	}
 	return b.String()
-}
-
-// finalSigma implements the Final_Sigma condition: a cased letter before
-// (skipping case-ignorable marks) and none after.
-func finalSigma(rs []rune, i int) bool {
-	cased := func(r rune) bool { return unicode.IsUpper(r) || unicode.IsLower(r) || unicode.IsTitle(r) }
-	ignorable := func(r rune) bool {
-		return unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk) || r == '\'' || r == '.' || r == ':'
-	}
-	before := false
-	for j := i - 1; j >= 0; j-- {
-		if ignorable(rs[j]) {
-			continue
-		}
-		before = cased(rs[j])
-		break
-	}
-	if !before {
-		return false
-	}
-	for j := i + 1; j < len(rs); j++ {
-		if ignorable(rs[j]) {
-			continue
-		}
-		return !cased(rs[j])
-	}
-	return true
 }
 
 func stripMarks(s string) string {

@@ -5,7 +5,9 @@
 //
 // Ids match the Hugging Face reference implementations; a tokenizer.json
 // that uses a feature this package lacks fails to load rather than encode
-// differently. Truncation and padding settings are ignored.
+// differently. Encode never truncates or pads; the file's truncation and
+// padding settings are read for callers that do (Truncation, Padding,
+// Truncate, Padding.Pad), with the reference's results.
 package tokenizer
 
 import (
@@ -23,6 +25,9 @@ type Tokenizer struct {
 	model     model
 	post      postProcessor
 	dec       decoder
+
+	truncation *Truncation // nil when the file sets none
+	padding    *Padding    // nil when the file sets none
 
 	vocab   map[string]int
 	tokens  []string // by id; "" where no token has the id
@@ -86,6 +91,12 @@ func Parse(data []byte) (*Tokenizer, error) {
 		if t.pre, err = buildPreTokenizer(f.PreTokenizer); err != nil {
 			return nil, fmt.Errorf("pre_tokenizer: %w", err)
 		}
+	}
+	if t.truncation, err = buildTruncation(f.Truncation); err != nil {
+		return nil, fmt.Errorf("truncation: %w", err)
+	}
+	if t.padding, err = buildPadding(f.Padding); err != nil {
+		return nil, fmt.Errorf("padding: %w", err)
 	}
 	if f.PostProcessor != nil {
 		if t.post, err = buildPostProcessor(f.PostProcessor); err != nil {

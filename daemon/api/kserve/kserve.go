@@ -100,6 +100,11 @@ func tensorModel(r *route.Request) (*engine.TensorModel, error) {
 		return nil, route.NewError(fasthttp.StatusNotFound, "not_found_error", "model_not_found",
 			"model "+strconv.Quote(name)+" is a causal-lm model, served by POST /v1/chat/completions, /v1/completions and /v1/generate, not by the KServe routes; GET /v1/models lists those models")
 	}
+	if r.State.Embedders[name] != nil {
+		r.Model = name
+		return nil, route.NewError(fasthttp.StatusNotFound, "not_found_error", "model_not_found",
+			"model "+strconv.Quote(name)+" is an embedding model, served by POST /v1/embeddings, not by the KServe routes; GET /v1/models lists it")
+	}
 	return nil, route.ModelNotFound(name, "POST /v2/repository/index lists the tensor models")
 }
 

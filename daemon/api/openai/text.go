@@ -3,7 +3,8 @@
 // and the seed API's /v1/generate, answered at once or streamed as
 // server-sent events. Each generation route is a dialect: how its body is
 // read and how its answer is shaped; the way a request goes is the same
-// for all three.
+// for all three. /v1/embeddings serves the embedding models
+// (embeddings.go).
 package openai
 
 import (
@@ -38,6 +39,7 @@ func Routes(created time.Time) []*route.Route {
 	}
 	models := modelRoutes{created: created.Unix()}
 	return append(routes,
+		&route.Route{Name: "/v1/embeddings", Method: "POST", Resolve: resolveEmbeddings},
 		&route.Route{Name: "/v1/models", Method: "GET", Resolve: models.resolveList},
 		&route.Route{Name: "/v1/models/{name}", Method: "GET", Paths: []string{"/v1/models/{name...}"}, Resolve: models.resolveOne},
 	)
@@ -68,6 +70,9 @@ func generator(st *route.State, name string) (string, *generate.Model, error) {
 	}
 	if m := st.Generators[name]; m != nil {
 		return name, m, nil
+	}
+	if st.Embedders[name] != nil {
+		return "", nil, route.ParamError("model", fmt.Sprintf("model %q is an embedding model, which does not generate text; it is served on POST /v1/embeddings", name))
 	}
 	if st.Models[name] != nil {
 		// A served name is a config name, short and plain.
@@ -320,10 +325,11 @@ func (l *genLog) result(res generate.Result, text string) {
 	}
 }
 
-// modelRoutes serve the model list: the causal-lm models, which are what
-// the /v1 routes serve. Tensor models are listed by the KServe repository
-// index, so an OpenAI client that offers every listed model for chat never
-// offers one that cannot chat.
+// modelRoutes serve the model list: the causal-lm models, then the
+// embedding models, which are what the /v1 routes serve; each says its
+// kind, so that a client offering models for chat can leave the
+// embedding ones out. Tensor models are listed by the KServe repository
+// index.
 type modelRoutes struct{ created int64 }
 
 type modelList struct {
@@ -336,9 +342,10 @@ type modelObject struct {
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
-	// Kind is "causal-lm", the one kind the /v1 routes serve.
+	// Kind is "causal-lm" or "embedding", the kinds the /v1 routes serve.
 	Kind string `json:"kind"`
-	// MaxModelLen is the model's context length, as vLLM reports it.
+	// MaxModelLen is the model's context length, as vLLM reports it (for
+	// an embedding model, the tokens of one row).
 	MaxModelLen int `json:"max_model_len,omitempty"`
 }
 
@@ -360,6 +367,7 @@ func (mr modelRoutes) resolveList(*route.Request) (route.Handler, error) {
 		if m := st.Generators[st.DefaultModel]; m != nil {
 			list.Data = append([]modelObject{mr.object(st.DefaultModel, m)}, list.Data...)
 		}
+		list.Data = append(list.Data, mr.embeddingObjects(st)...)
 		return nil, route.WriteJSON(r.Ctx, 200, list)
 	}), nil
 }
@@ -368,6 +376,12 @@ func (mr modelRoutes) resolveList(*route.Request) (route.Handler, error) {
 func (mr modelRoutes) resolveOne(r *route.Request) (route.Handler, error) {
 	name := r.Param("name")
 	m := r.State.Generators[name]
+	if e := r.State.Embedders[name]; e != nil {
+		r.Model = name
+		return route.HandlerFunc(func(r *route.Request) (route.Stream, error) {
+			return nil, route.WriteJSON(r.Ctx, 200, mr.embeddingObject(name, e))
+		}), nil
+	}
 	switch {
 	case m == nil && r.State.Models[name] != nil:
 		r.Model = name

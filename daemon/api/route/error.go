@@ -13,6 +13,7 @@ import (
 	"github.com/aiassist/aiassist/daemon/gate"
 	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/embed"
 )
 
 // StatusClientClosed is nginx's 499: the client closed the connection
@@ -96,6 +97,7 @@ func ErrorFrom(err error, st *State) *Error {
 		limit     *engine.LimitError
 		deadline  *engine.DeadlineError
 		admission *engine.AdmissionError
+		tooLong   *embed.TooLongError
 	)
 	// The deadline a message names: the request's own, if its cause
 	// says, else the server's.
@@ -139,6 +141,10 @@ func ErrorFrom(err error, st *State) *Error {
 	case errors.Is(err, engine.ErrClosed):
 		e := NewError(fasthttp.StatusServiceUnavailable, "overloaded_error", "model_unavailable", "the model is being unloaded by a reload; retry")
 		e.RetryAfter = 1
+		return e
+	case errors.As(err, &tooLong):
+		e := ParamError("input", clip(tooLong.Error(), maxMessage))
+		e.Code = "input_too_long"
 		return e
 	case errors.Is(err, engine.ErrInvalidInput):
 		// The engine's messages may quote request values (a role, an

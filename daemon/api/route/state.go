@@ -8,6 +8,7 @@ import (
 	"github.com/aiassist/aiassist/daemon/limit"
 	"github.com/aiassist/aiassist/daemon/observe"
 	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/embed"
 	"github.com/aiassist/aiassist/engine/generate"
 )
 
@@ -20,6 +21,9 @@ type State struct {
 	// Generators are the causal-lm models, by name, served by the /v1
 	// routes.
 	Generators map[string]*generate.Model
+	// Embedders are the embedding models, by name, served by
+	// /v1/embeddings.
+	Embedders map[string]*embed.Model
 	// DefaultModel is the generator a /v1 request without "model" gets;
 	// "" makes such requests name one.
 	DefaultModel string

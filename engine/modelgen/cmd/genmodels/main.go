@@ -1,10 +1,10 @@
 // Command genmodels writes the example ONNX models to a directory, as
 // DIR/<name>/model.onnx plus, for tiny-llama, its config and tokenizer files.
 //
-//	go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types,llama
+//	go run ./engine/modelgen/cmd/genmodels -out examples/models -which demo,types,llama,bert
 //	go run ./engine/modelgen/cmd/genmodels -out /tmp/models -which big
 //
-// -which takes a comma-separated list of demo, types, llama, big or all.
+// -which takes a comma-separated list of demo, types, llama, bert, big or all.
 package main
 
 import (
@@ -17,11 +17,11 @@ import (
 )
 
 // aliases maps the short names -which accepts to preset names.
-var aliases = map[string]string{"demo": "demo-mlp", "big": "big-mlp", "llama": "tiny-llama"}
+var aliases = map[string]string{"demo": "demo-mlp", "big": "big-mlp", "llama": "tiny-llama", "bert": "tiny-bert"}
 
 func main() {
 	out := flag.String("out", "examples/models", "directory to write DIR/<model>/model.onnx into")
-	which := flag.String("which", "demo,types,llama", "comma-separated models to write: demo, types, llama, big or all")
+	which := flag.String("which", "demo,types,llama,bert", "comma-separated models to write: demo, types, llama, bert, big or all")
 	flag.Parse()
 	if err := run(*out, *which); err != nil {
 		fmt.Fprintln(os.Stderr, "genmodels:", err)
@@ -51,7 +51,7 @@ func run(out, which string) error {
 	// Reject typos before writing anything, so a bad flag never leaves a
 	// partly regenerated directory behind.
 	for w := range want {
-		return fmt.Errorf("unknown model %q in -which; use demo, types, llama, big, all or one of %s", w, strings.Join(known, ", "))
+		return fmt.Errorf("unknown model %q in -which; use demo, types, llama, bert, big, all or one of %s", w, strings.Join(known, ", "))
 	}
 	for _, p := range picked {
 		paths, err := p.Write(out)

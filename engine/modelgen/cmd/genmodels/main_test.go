@@ -32,6 +32,7 @@ func TestRun(t *testing.T) {
 	f("demo, types", []string{"demo-mlp/model.onnx", "types/model.onnx"}, "")
 	f("types,demo-mlp", []string{"demo-mlp/model.onnx", "types/model.onnx"}, "")
 	f("llama", []string{"tiny-llama/model.onnx"}, "")
+	f("bert", []string{"tiny-bert/model.onnx"}, "")
 	// A typo must not leave a partly written directory.
 	f("demo,tpyes", nil, `unknown model "tpyes"`)
 }

@@ -1,13 +1,17 @@
 // gen.mjs writes the golden files that tokenizer_test.go compares against,
 // using the pure-JavaScript reference @huggingface/tokenizers (version pinned
-// in package.json). It also writes ../bert-wordpiece.json, the small
-// WordPiece tokenizer the tests use. Run from this folder:
+// in package.json), and minilm.json, with truncation and padding, using
+// the Rust library itself through its Node binding, tokenizers (pinned
+// too; @huggingface/tokenizers does not truncate or pad). It also writes
+// ../bert-wordpiece.json, the small WordPiece tokenizer the tests use. Run
+// from this folder:
 //
 //	npm ci && node gen.mjs [path/to/shared]
 //
 // The shared folder defaults to AIASSIST_SHARED, else ../../../../../shared
 // (beside the repository).
 import { Tokenizer } from "@huggingface/tokenizers";
+import rust from "tokenizers";
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -128,4 +132,44 @@ for (const [name, json] of Object.entries(tokenizers)) {
   });
   writeFileSync(join(here, `${name}.json`), JSON.stringify(cases, null, 1) + "\n");
   console.log(`${name}: ${cases.length} cases`);
+}
+
+// minilm.json: the real all-MiniLM-L6-v2 tokenizer, whose file sets
+// truncation (128, right) and padding (Fixed 128, right), on the corpus
+// and on long texts that the truncation cuts. Each case has the ids and
+// attention mask under the file's own settings, the ids with neither
+// (ids_raw), under an override (truncation 20 from the left, padding to 24
+// on the left: ids_override, mask_override) and padded to a multiple of 8
+// (ids_multiple8).
+{
+  const path = join(shared, "models/tokenizers/minilm-l6-v2-tokenizer.json");
+  const long = [
+    "Retrieval over a team's documents splits long texts into windows. ".repeat(20),
+    Array.from({ length: 300 }, (_, i) => `word${i}`).join(" "),
+    "Ünïcödé façade naïve café résumé — 東京 北京 ".repeat(15),
+  ];
+  const cases = [...corpus.map((c) => ({ ...c })), ...long.map((text) => ({ text }))];
+  const withFile = rust.Tokenizer.fromFile(path);
+  const raw = rust.Tokenizer.fromFile(path);
+  raw.disableTruncation();
+  raw.disablePadding();
+  const override = rust.Tokenizer.fromFile(path);
+  override.setTruncation(20, { direction: "left" });
+  override.setPadding({ maxLength: 24, direction: "left", padId: 0, padToken: "[PAD]" });
+  const multiple = rust.Tokenizer.fromFile(path);
+  multiple.disableTruncation();
+  multiple.setPadding({ padToMultipleOf: 8, padId: 0, padToken: "[PAD]" });
+  for (const c of cases) {
+    const s = text(c);
+    const f = await withFile.encode(s);
+    const o = await override.encode(s);
+    c.ids = f.getIds();
+    c.attention_mask = f.getAttentionMask();
+    c.ids_raw = (await raw.encode(s)).getIds();
+    c.ids_override = o.getIds();
+    c.mask_override = o.getAttentionMask();
+    c.ids_multiple8 = (await multiple.encode(s)).getIds();
+  }
+  writeFileSync(join(here, "minilm.json"), JSON.stringify(cases) + "\n");
+  console.log(`minilm: ${cases.length} cases`);
 }
