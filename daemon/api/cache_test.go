@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aiassist/aiassist/daemon/cache"
+	"github.com/aiassist/aiassist/engine/embed"
 )
 
 // cachedState is tiny-llama's state with a response cache.
@@ -144,5 +145,44 @@ func BenchmarkGenerateCache(b *testing.B) {
 			}
 			b.ReportMetric(float64(total.Microseconds())/float64(b.N), "µs/request")
 		})
+	}
+}
+
+// TestEmbeddingsCache: /v1/embeddings answers a repeated request from the
+// cache, byte for byte, and counts its tokens again; another input, another
+// encoding or "cache": false miss, and token ids key apart from text.
+func TestEmbeddingsCache(t *testing.T) {
+	m := loadTinyBert(t, embed.Options{})
+	st := &State{Embedders: map[string]*embed.Model{"bert": m},
+		Cache: cache.New(cache.Options{MaxEntries: 100, MaxBytes: 1 << 20}), CacheModels: map[string]string{"bert": "files-1"}}
+	ts := serveV1(t, st, nil)
+	post := func(body string) reply {
+		t.Helper()
+		r := ts.post(t, "/v1/embeddings", body)
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", body, r.status, r.body)
+		}
+		return r
+	}
+	const body = `{"model":"bert","input":["water and light","a second line"]}`
+	miss, hit := post(body), post(body)
+	if miss.header.Get("X-Cache") != "miss" || hit.header.Get("X-Cache") != "hit" || string(miss.body) != string(hit.body) {
+		t.Fatalf("X-Cache %q then %q; bodies equal: %v", miss.header.Get("X-Cache"), hit.header.Get("X-Cache"), string(miss.body) == string(hit.body))
+	}
+	if line := ts.logs.accessLine(t, hit.header.Get("X-Request-Id")); line["cache"] != "hit" || line["tokens_in"] == nil || line["tokens_in"] == 0.0 {
+		t.Errorf("access log of a hit: %v", line)
+	}
+	ids, _ := json.Marshal(m.Encode("water and light"))
+	for _, other := range []string{
+		`{"model":"bert","input":["water and light"]}`,
+		`{"model":"bert","input":["water and light","a second line"],"encoding_format":"base64"}`,
+		`{"model":"bert","input":` + string(ids) + `}`,
+	} {
+		if r := post(other); r.header.Get("X-Cache") != "miss" {
+			t.Errorf("%s: X-Cache %q, want miss", other, r.header.Get("X-Cache"))
+		}
+	}
+	if r := post(`{"model":"bert","input":["water and light","a second line"],"cache":false}`); r.header.Get("X-Cache") != "bypass" {
+		t.Errorf(`"cache": false: X-Cache %q, want bypass`, r.header.Get("X-Cache"))
 	}
 }

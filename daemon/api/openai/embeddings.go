@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aiassist/aiassist/daemon/api/route"
+	"github.com/aiassist/aiassist/daemon/cache"
 	"github.com/aiassist/aiassist/engine/embed"
 )
 
@@ -32,6 +33,9 @@ type embeddingsRequest struct {
 	// float32 values, which the official SDKs ask for by default.
 	Base64     bool
 	Dimensions int // 0: the model's own
+	// NoCache is "cache": false: the answer is neither read from the
+	// response cache nor stored.
+	NoCache bool
 }
 
 type embeddingsBody struct {
@@ -41,6 +45,8 @@ type embeddingsBody struct {
 	Dimensions     *int            `json:"dimensions"`
 	// User is OpenAI's end-user id; accepted and not used.
 	User *string `json:"user"`
+	// Cache false bypasses the response cache.
+	Cache *bool `json:"cache"`
 }
 
 // decodeEmbeddingsRequest decodes the body of POST /v1/embeddings. input
@@ -51,7 +57,7 @@ func decodeEmbeddingsRequest(body []byte) (*embeddingsRequest, error) {
 	if err := route.Decode(body, &b); err != nil {
 		return nil, err
 	}
-	r := &embeddingsRequest{Model: b.Model}
+	r := &embeddingsRequest{Model: b.Model, NoCache: b.Cache != nil && !*b.Cache}
 	if b.EncodingFormat != nil {
 		switch *b.EncodingFormat {
 		case "float":
@@ -212,6 +218,17 @@ func (c *embedCall) Serve(r *route.Request) (route.Stream, error) {
 		return nil, err
 	}
 	defer cancel()
+	// Embeddings are deterministic: every request may be answered from
+	// the cache, and a hit is charged the tokens the run was.
+	cu := useCache(r, cache.KindEmbeddings, true, c.req.NoCache, embeddingsKey(c.req))
+	if e := cu.get(r); e != nil {
+		r.TokensIn = e.PromptTokens
+		r.Extra = append(r.Extra, slog.Int("prompt_tokens", e.PromptTokens), slog.Int("inputs", len(c.req.Inputs)))
+		r.Ctx.SetStatusCode(200)
+		r.Ctx.SetContentType("application/json")
+		r.Ctx.SetBody(e.Body)
+		return nil, nil
+	}
 	res, err := embeddings(ctx, r.Model, c.m, c.req)
 	// What the request's limit class is charged with, as for generation.
 	r.TokensIn = res.Tokens
@@ -220,10 +237,34 @@ func (c *embedCall) Serve(r *route.Request) (route.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
+	cu.put(&cache.Entry{Body: res.Body, PromptTokens: res.Tokens})
 	r.Ctx.SetStatusCode(200)
 	r.Ctx.SetContentType("application/json")
 	r.Ctx.SetBody(res.Body)
 	return nil, nil
+}
+
+// embeddingsKey adds what changes an embeddings answer to its cache key:
+// the inputs (text, or token ids), the encoding and the size.
+func embeddingsKey(req *embeddingsRequest) func(*cache.KeyBuilder) {
+	return func(k *cache.KeyBuilder) {
+		k.Int("inputs", int64(len(req.Inputs)))
+		var ids []byte
+		for _, in := range req.Inputs {
+			k.Bool("is_ids", in.IsIDs)
+			if !in.IsIDs {
+				k.String("text", in.Text)
+				continue
+			}
+			ids = ids[:0]
+			for _, id := range in.IDs {
+				ids = binary.LittleEndian.AppendUint32(ids, uint32(id))
+			}
+			k.Bytes("ids", ids)
+		}
+		k.Bool("base64", req.Base64)
+		k.Int("dimensions", int64(req.Dimensions))
+	}
 }
 
 // embeddingsResult is the answer to one embeddings request: the response
