@@ -12,6 +12,7 @@ import (
 type Summary struct {
 	Form       Form
 	PerChannel bool
+	FullRange  bool
 	Rewritten  []Rewritten
 	Skipped    []Skipped
 	// WeightBytesBefore and WeightBytesAfter are the bytes of the
@@ -63,7 +64,11 @@ func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 	if s.PerChannel {
 		scales = "one scale per output channel"
 	}
-	fmt.Fprintf(&b, "rewritten %d nodes to INT8 (%s, symmetric int8 weights, %s):\n", len(s.Rewritten), s.Form, scales)
+	levels := "in [-63, 63]"
+	if s.FullRange {
+		levels = "in [-127, 127]"
+	}
+	fmt.Fprintf(&b, "rewritten %d nodes to INT8 (%s, symmetric int8 weights %s, %s):\n", len(s.Rewritten), s.Form, levels, scales)
 	for _, r := range s.Rewritten {
 		fmt.Fprintf(&b, "  %s (%s): weight %s %v\n", r.Node, r.Op, r.Weight, r.Shape)
 	}
