@@ -274,8 +274,13 @@ func (r *rewriter) weight(name string, transpose bool) ([]float32, int, int, str
 	if len(dims) != 2 {
 		return nil, 0, 0, fmt.Sprintf("weight %q has shape %v, not 2-D", name, dims)
 	}
-	n, _ := elements(dims)
-	if n < int64(r.opts.MinElements) {
+	n, ok := elements(dims)
+	switch {
+	case !ok:
+		return nil, 0, 0, fmt.Sprintf("weight %q has the invalid shape %v", name, dims)
+	case n == 0:
+		return nil, 0, 0, fmt.Sprintf("weight %q is empty", name)
+	case n < int64(r.opts.MinElements):
 		return nil, 0, 0, fmt.Sprintf("weight %q has %d elements, fewer than min_elements %d", name, n, r.opts.MinElements)
 	}
 	vals, err := floats(t, n)

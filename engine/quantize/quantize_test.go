@@ -48,6 +48,9 @@ func checkMLP(t *testing.T, fp32 string, inShape, outShape []int64, rewritten in
 	want := runFloat(t, session(t, fp32, []string{"input"}, []string{"output"}, 1), x, inShape, outShape)
 	for _, form := range allForms {
 		for _, perChannel := range []bool{true, false} {
+			if !perChannel && form != DynamicQuantizeMatMul {
+				continue
+			}
 			name := form.String()
 			if !perChannel {
 				name += "/per-tensor"
@@ -70,7 +73,7 @@ func checkMLP(t *testing.T, fp32 string, inShape, outShape []int64, rewritten in
 
 func TestMLP(t *testing.T) {
 	dir := t.TempDir()
-	mlp := modelgen.NewMLP([]int{256, 1024, 1024, 64}, 11)
+	mlp := modelgen.NewMLP([]int{256, 512, 512, 64}, 11)
 	fp32 := writeModel(t, dir, "mlp.onnx", mlp.Model(modelgen.MLPOptions{}))
 	checkMLP(t, fp32, []int64{32, 256}, []int64{32, 64}, 3)
 }
