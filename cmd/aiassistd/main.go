@@ -58,6 +58,9 @@ commands:
                          opened as prompt/response
   rules   -config FILE   print the alert thresholds as a Prometheus rule file
                          (Prometheus and vmalert load it unchanged)
+  quantize -in FILE -out FILE [-per-channel] [-exclude name,...] [-min-elements N]
+                         write the dynamic INT8 form of an FP32 ONNX model and
+                         print what was rewritten, what was skipped and why
 `, defaultConfig)
 }
 
@@ -78,6 +81,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return decrypt(args, stdin, stdout, stderr)
 	case "rules":
 		return rules(args, stdout, stderr)
+	case "quantize":
+		return quantizeModel(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
