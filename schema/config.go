@@ -221,6 +221,7 @@ func (l Listener) HostPort() string {
 type Runtime struct {
 	Library        string // "" means search the default places
 	InterOpThreads int
+	CacheDir       string // absolute path of the quantized-model cache
 }
 
 // Logging configures log output.
@@ -344,6 +345,7 @@ type Model struct {
 	// keeps the server's.
 	RequestTimeout time.Duration
 	Batching       Batching // tensor models only; zero for causal-lm
+	Quantization   string   // QuantizationNone or QuantizationInt8
 
 	// The fields below are set for causal-lm models only.
 	MaxSequences  int

@@ -128,6 +128,7 @@ type rawLimitClass struct {
 type rawRuntime struct {
 	Library        string `json:"library"`
 	InterOpThreads int    `json:"inter_op_threads"`
+	CacheDir       string `json:"cache_dir"`
 }
 
 type rawLogging struct {
@@ -217,6 +218,7 @@ type rawModel struct {
 	ContextLength  int         `json:"context_length"`
 	Truncate       string      `json:"truncate"`
 	ChatTemplate   string      `json:"chat_template"`
+	Quantization   string      `json:"quantization"`
 }
 
 type rawBatching struct {
@@ -355,6 +357,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 		Runtime: Runtime{
 			Library:        raw.Runtime.Library,
 			InterOpThreads: raw.Runtime.InterOpThreads,
+			CacheDir:       resolve(dir, raw.Runtime.CacheDir),
 		},
 		Logging: Logging{
 			Level:          raw.Logging.Level,
@@ -406,6 +409,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			Path:           resolve(dir, m.Path),
 			Instances:      m.Instances,
 			IntraOpThreads: m.IntraOpThreads,
+			Quantization:   m.Quantization,
 		}
 		if m.RequestTimeout != "" {
 			at := []string{"models", label(name), "request_timeout"}
