@@ -105,8 +105,13 @@ type rewriter struct {
 	// shared by several nodes is stored once.
 	quantized map[string]qweight
 	added     []*onnxpb.TensorProto
-	usesMS    bool
-	opset     int64
+	// uses counts the nodes (in subgraphs too) and graph outputs reading
+	// each value; consumer is the top-level node reading it, if one.
+	uses     map[string]int
+	consumer map[string]*onnxpb.NodeProto
+	dropped  map[*onnxpb.NodeProto]bool // bias Adds folded into a product
+	usesMS   bool
+	opset    int64
 }
 
 // qweight names the initializers of a quantized weight.
@@ -126,6 +131,16 @@ func newRewriter(m *onnxpb.ModelProto, opts Options) *rewriter {
 		delete(r.consts, in.GetName())
 	}
 	walkNames(r.g, r.names)
+	r.uses, r.consumer, r.dropped = map[string]int{}, map[string]*onnxpb.NodeProto{}, map[*onnxpb.NodeProto]bool{}
+	countUses(r.g, r.uses)
+	for _, o := range r.g.GetOutput() {
+		r.uses[o.GetName()]++
+	}
+	for _, n := range r.g.GetNode() {
+		for _, in := range n.GetInput() {
+			r.consumer[in] = n
+		}
+	}
 	for _, o := range m.GetOpsetImport() {
 		switch o.GetDomain() {
 		case "", "ai.onnx":
@@ -161,6 +176,42 @@ func walkNames(g *onnxpb.GraphProto, names map[string]bool) {
 	}
 }
 
+// countUses counts the node inputs of g and its subgraphs by value.
+func countUses(g *onnxpb.GraphProto, uses map[string]int) {
+	for _, n := range g.GetNode() {
+		for _, in := range n.GetInput() {
+			uses[in]++
+		}
+		for _, a := range n.GetAttribute() {
+			if a.GetG() != nil {
+				countUses(a.GetG(), uses)
+			}
+			for _, sg := range a.GetGraphs() {
+				countUses(sg, uses)
+			}
+		}
+	}
+}
+
+// biasAdd returns the Add that is the only reader of out and adds a
+// constant FP32 vector of cols elements to it, and that vector's name, so
+// the product can take it as its bias; or nil.
+func (r *rewriter) biasAdd(out string, cols int) (*onnxpb.NodeProto, string) {
+	add := r.consumer[out]
+	if r.uses[out] != 1 || add == nil || add.GetOpType() != "Add" || (add.GetDomain() != "" && add.GetDomain() != "ai.onnx") || len(add.GetInput()) != 2 || len(add.GetOutput()) != 1 {
+		return nil, ""
+	}
+	other := add.GetInput()[0]
+	if other == out {
+		other = add.GetInput()[1]
+	}
+	t := r.consts[other]
+	if other == out || t == nil || t.GetDataType() != int32(onnxpb.TensorProto_FLOAT) || len(t.GetDims()) != 1 || t.GetDims()[0] != int64(cols) {
+		return nil, ""
+	}
+	return add, other
+}
+
 // unique returns name, or name with a numbered suffix if it is taken, and
 // marks it taken.
 func (r *rewriter) unique(name string) string {
@@ -179,6 +230,9 @@ func (r *rewriter) run() error {
 	}
 	var nodes []*onnxpb.NodeProto
 	for _, n := range r.g.GetNode() {
+		if r.dropped[n] {
+			continue
+		}
 		op := n.GetOpType()
 		quantizable := (n.GetDomain() == "" || n.GetDomain() == "ai.onnx") && (op == "MatMul" || op == "Gemm") ||
 			n.GetDomain() == msDomain && op == "Attention"
@@ -444,8 +498,16 @@ func (r *rewriter) matMul(n *onnxpb.NodeProto) ([]*onnxpb.NodeProto, string) {
 		return nil, why
 	}
 	q := r.quantizeWeight(name, name, w, k, cols, 1)
-	nodes, why := r.product(n, n.GetInput()[0], q, "", n.GetOutput()[0])
+	// A bias Add after the product becomes the product's bias: the form
+	// ONNX Runtime's own fusion gives the MatMulInteger form.
+	out, bias := n.GetOutput()[0], ""
+	add, b := r.biasAdd(out, cols)
+	if add != nil && r.opts.Form != MatMulInteger {
+		out, bias = add.GetOutput()[0], b
+	}
+	nodes, why := r.product(n, n.GetInput()[0], q, bias, out)
 	if nodes != nil {
+		r.dropped[add] = bias != ""
 		r.sum.rewrite(n, name, []int64{int64(k), int64(cols)})
 	}
 	return nodes, why

@@ -327,3 +327,22 @@ func TestGenAIGPT2(t *testing.T) {
 		t.Errorf("default min_elements:\n%s", sum)
 	}
 }
+
+// TestBiasFolded: the Add of a constant bias after a quantized MatMul
+// becomes DynamicQuantizeMatMul's bias input, as ONNX Runtime's own fusion
+// does for the MatMulInteger form; the graph output keeps its name.
+func TestBiasFolded(t *testing.T) {
+	m := modelgen.NewMLP([]int{64, 128, 128, 8}, 1).Model(modelgen.MLPOptions{})
+	q, _, err := Model(m, Options{PerChannel: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, n := range q.GetGraph().GetNode() {
+		ops = append(ops, n.GetOpType()+"->"+n.GetOutput()[0])
+	}
+	want := []string{"DynamicQuantizeMatMul->layer0.add", "Relu->layer0.relu", "DynamicQuantizeMatMul->layer1.add", "Relu->layer1.relu", "DynamicQuantizeMatMul->output"}
+	if !slices.Equal(ops, want) {
+		t.Errorf("nodes %v, want %v", ops, want)
+	}
+}
