@@ -22,7 +22,7 @@ func TestQuantizeCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{
-		"rewritten 1 nodes to INT8 (DynamicQuantizeMatMul, symmetric int8 weights in [-63, 63], one scale per output channel)",
+		"rewritten 1 nodes to INT8 (MatMul and Gemm as DynamicQuantizeMatMul, Attention as QAttention; symmetric int8 weights in [-63, 63], one scale per output channel)",
 		"layer0.matmul/MatMul (MatMul): weight layer0.weight [64 128]",
 		"skipped 2 nodes, kept FP32:",
 		"layer1.matmul/MatMul (MatMul): listed in exclude",

@@ -68,7 +68,7 @@ func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 	if s.FullRange {
 		levels = "in [-127, 127]"
 	}
-	fmt.Fprintf(&b, "rewritten %d nodes to INT8 (%s, symmetric int8 weights %s, %s):\n", len(s.Rewritten), s.Form, levels, scales)
+	fmt.Fprintf(&b, "rewritten %d nodes to INT8 (MatMul and Gemm as %s, Attention as QAttention; symmetric int8 weights %s, %s):\n", len(s.Rewritten), s.Form, levels, scales)
 	for _, r := range s.Rewritten {
 		fmt.Fprintf(&b, "  %s (%s): weight %s %v\n", r.Node, r.Op, r.Weight, r.Shape)
 	}
