@@ -421,20 +421,24 @@ func symmetric(w []float32, k, n int, perChannel bool, limit int) ([]int8, []flo
 		amax = []float32{all}
 	}
 	scales := make([]float32, len(amax))
+	// inv maps a weight to its level in float64, so that a weight
+	// halfway between two levels rounds the same whatever float32 makes
+	// of its scale.
+	inv := make([]float64, len(amax))
 	for j, a := range amax {
-		scales[j] = a / float32(limit)
+		scales[j], inv[j] = a/float32(limit), float64(limit)/float64(a)
 		if a == 0 || math.IsInf(float64(a), 0) || math.IsNaN(float64(a)) {
-			scales[j] = 1
+			scales[j], inv[j] = 1, 1
 		}
 	}
 	q := make([]int8, len(w))
 	for i := range k {
 		for j := range n {
-			s := scales[0]
+			s := inv[0]
 			if perChannel {
-				s = scales[j]
+				s = inv[j]
 			}
-			v := math.Round(float64(w[i*n+j] / s))
+			v := math.Round(float64(w[i*n+j]) * s)
 			q[i*n+j] = int8(max(-float64(limit), min(float64(limit), v)))
 		}
 	}

@@ -346,3 +346,20 @@ func TestBiasFolded(t *testing.T) {
 		t.Errorf("nodes %v, want %v", ops, want)
 	}
 }
+
+// TestWeightRange: weights use [-63, 63] unless FullRange, one scale per
+// column with PerChannel, and a zero column gets scale 1, not a division
+// by zero.
+func TestWeightRange(t *testing.T) {
+	w := []float32{1, 0, -2, 0, 0.5, 0} // [3][2], column 1 all zero
+	f := func(perChannel bool, limit int, wantQ []int8, wantScales []float32) {
+		t.Helper()
+		q, s := symmetric(w, 3, 2, perChannel, limit)
+		if !slices.Equal(q, wantQ) || !slices.Equal(s, wantScales) {
+			t.Errorf("symmetric(perChannel %v, %d) = %v, %v; want %v, %v", perChannel, limit, q, s, wantQ, wantScales)
+		}
+	}
+	f(true, 63, []int8{32, 0, -63, 0, 16, 0}, []float32{2.0 / 63, 1})
+	f(true, 127, []int8{64, 0, -127, 0, 32, 0}, []float32{2.0 / 127, 1})
+	f(false, 63, []int8{32, 0, -63, 0, 16, 0}, []float32{2.0 / 63})
+}

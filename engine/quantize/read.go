@@ -44,6 +44,12 @@ func Load(path string) (*onnxpb.ModelProto, error) {
 	if _, err := io.ReadFull(f, b); err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", path, err)
 	}
+	return load(b, path)
+}
+
+// load parses the model file path holds b, and brings its external data
+// in from path's folder.
+func load(b []byte, path string) (*onnxpb.ModelProto, error) {
 	m, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid ONNX model: %w", path, err)
