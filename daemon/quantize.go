@@ -24,7 +24,7 @@ import (
 // Models with quantization "int8" are served from runtime.cache_dir: each
 // cache entry is a folder named by the key of its source, holding the INT8
 // model under the source file's name (with its _data file when large), for
-// a causal-lm model copies of the folder's other files (config JSON and
+// a model kept as a folder (causal-lm) copies of the folder's other files (config JSON and
 // tokenizer) at the same relative paths, so the loader finds them beside
 // the model, SUMMARY.txt (what the quantizer did) and SHA256SUMS, written
 // last, which lists every other file of the entry with its sha256. An
@@ -62,7 +62,7 @@ func loadSpec(logger *slog.Logger, cfg *schema.Config, spec schema.Model) (schem
 		return spec, err
 	}
 	src := spec.Path
-	if spec.Kind == schema.KindCausalLM {
+	if isFolder(spec) {
 		if src, err = folderModel(spec.Path, files); err != nil {
 			return spec, err
 		}
@@ -77,7 +77,7 @@ func loadSpec(logger *slog.Logger, cfg *schema.Config, spec schema.Model) (schem
 	entry := filepath.Join(cfg.Runtime.CacheDir, key)
 	load := spec
 	load.Path = filepath.Join(entry, filepath.Base(spec.Path))
-	if spec.Kind == schema.KindCausalLM {
+	if isFolder(spec) {
 		load.Path = entry
 	}
 	switch err := checkEntry(entry); {
@@ -137,9 +137,16 @@ func cacheKey(spec schema.Model, files []string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// isFolder tells a model kept as a folder (causal-lm, or any kind whose
+// path is a folder) from one kept as an ONNX file.
+func isFolder(spec schema.Model) bool {
+	st, err := os.Stat(spec.Path)
+	return spec.Kind == schema.KindCausalLM || err == nil && st.IsDir()
+}
+
 // baseDir is the folder a model's files are named relative to.
 func baseDir(spec schema.Model) string {
-	if spec.Kind == schema.KindCausalLM {
+	if isFolder(spec) {
 		return spec.Path
 	}
 	return filepath.Dir(spec.Path)
@@ -211,7 +218,7 @@ func buildEntry(cacheDir, entry string, spec schema.Model, src string, files []s
 	if err != nil {
 		return nil, fmt.Errorf("cannot quantize: %w", err)
 	}
-	if spec.Kind == schema.KindCausalLM {
+	if isFolder(spec) {
 		data, err := engine.TensorModelFiles(src)
 		if err != nil {
 			return nil, err
@@ -231,6 +238,11 @@ func buildEntry(cacheDir, entry string, spec schema.Model, src string, files []s
 		return nil, err
 	}
 	if err := os.Rename(tmp, entry); err != nil {
+		// Another daemon sharing the folder may have put the same entry
+		// there first.
+		if checkEntry(entry) == nil {
+			return sum, nil
+		}
 		return nil, fmt.Errorf("cannot put the quantized model in %s: %w", entry, err)
 	}
 	return sum, nil
