@@ -363,3 +363,38 @@ func TestWeightRange(t *testing.T) {
 	f(true, 127, []int8{64, 0, -127, 0, 32, 0}, []float32{2.0 / 127, 1})
 	f(false, 63, []int8{32, 0, -63, 0, 16, 0}, []float32{2.0 / 63})
 }
+
+// TestAttentionSkips: an Attention that QAttention cannot express stays
+// FP32, and the summary says why.
+func TestAttentionSkips(t *testing.T) {
+	f := func(edit func(n *onnxpb.NodeProto), want string) {
+		t.Helper()
+		g := modelgen.NewGraph("attn")
+		x := g.Input("x", onnxpb.TensorProto_FLOAT, modelgen.Fixed(1), modelgen.Fixed(2), modelgen.Fixed(64))
+		g.Output("y", onnxpb.TensorProto_FLOAT, modelgen.Fixed(1), modelgen.Fixed(2), modelgen.Fixed(64))
+		w := g.Initializer(modelgen.Tensor("w", []int64{64, 192}, testInput(64, 192, 1)))
+		b := g.Initializer(modelgen.Tensor("b", []int64{192}, testInput(1, 192, 2)))
+		n := g.Node("Attention", []string{x, w, b}, []string{"y"}, modelgen.AttrInt("num_heads", 4))
+		n.Domain = proto.String("com.microsoft")
+		edit(n)
+		_, sum, err := Model(g.Model(""), Options{PerChannel: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == "" {
+			if len(sum.Rewritten) != 1 {
+				t.Errorf("not rewritten:\n%s", sum)
+			}
+			return
+		}
+		if len(sum.Skipped) != 1 || sum.Skipped[0].Reason != want {
+			t.Errorf("summary:\n%s\nwant skipped: %s", sum, want)
+		}
+	}
+	f(func(*onnxpb.NodeProto) {}, "")
+	f(func(n *onnxpb.NodeProto) { n.Attribute = append(n.Attribute, modelgen.AttrInts("qkv_hidden_sizes", 64, 64, 64)) },
+		"Attention attribute qkv_hidden_sizes has no QAttention counterpart")
+	f(func(n *onnxpb.NodeProto) { n.Input = append(n.Input, "", "", "bias") },
+		"Attention input 5 (attention_bias or past_sequence_length) has no QAttention counterpart")
+	f(func(n *onnxpb.NodeProto) { n.Input[2] = "" }, "QAttention needs the Attention's bias input")
+}
