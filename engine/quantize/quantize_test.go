@@ -392,7 +392,9 @@ func TestAttentionSkips(t *testing.T) {
 		}
 	}
 	f(func(*onnxpb.NodeProto) {}, "")
-	f(func(n *onnxpb.NodeProto) { n.Attribute = append(n.Attribute, modelgen.AttrInts("qkv_hidden_sizes", 64, 64, 64)) },
+	f(func(n *onnxpb.NodeProto) {
+		n.Attribute = append(n.Attribute, modelgen.AttrInts("qkv_hidden_sizes", 64, 64, 64))
+	},
 		"Attention attribute qkv_hidden_sizes has no QAttention counterpart")
 	f(func(n *onnxpb.NodeProto) { n.Input = append(n.Input, "", "", "bias") },
 		"Attention input 5 (attention_bias or past_sequence_length) has no QAttention counterpart")
