@@ -133,12 +133,17 @@ func buildState(logger *slog.Logger, rt *engine.Runtime, set *metrics.Set, cfg *
 		}
 		set := metrics.NewSet()
 		lm := &loadedModel{spec: spec, set: set, file: file, loadedAt: time.Now()}
+		// The quantized form, if the model asks for one (quantize.go).
+		load, err := loadSpec(logger, cfg, spec)
+		if err != nil {
+			return fail(fmt.Errorf("models.%s: %w", name, err))
+		}
 		if spec.Kind == schema.KindCausalLM {
-			lm.gen, err = generate.Load(rt, generateOptions(cfg, spec, set))
+			lm.gen, err = generate.Load(rt, generateOptions(cfg, load, set))
 		} else if spec.Kind == schema.KindEmbedding {
-			lm.emb, err = embed.Load(rt, embedOptions(cfg, spec, set))
+			lm.emb, err = embed.Load(rt, embedOptions(cfg, load, set))
 		} else {
-			lm.model, err = engine.LoadTensorModel(rt, modelOptions(cfg, spec, set))
+			lm.model, err = engine.LoadTensorModel(rt, modelOptions(cfg, load, set))
 		}
 		if err != nil {
 			return fail(fmt.Errorf("models.%s: %w", name, err))

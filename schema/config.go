@@ -224,7 +224,8 @@ func (l Listener) HostPort() string {
 type Runtime struct {
 	Library        string // "" means search the default places
 	InterOpThreads int
-	Cores          int // the scaling controllers' core budget; 0: GOMAXPROCS
+	Cores          int    // the scaling controllers' core budget; 0: GOMAXPROCS
+	CacheDir       string // absolute path of the quantized-model cache
 }
 
 // Logging configures log output.
@@ -355,6 +356,7 @@ type Model struct {
 	NoCache        bool     // cache: false
 	Batching       Batching // tensor and embedding models; zero for causal-lm
 	Scaling        *Scaling // nil: Instances, fixed
+	Quantization   string   // QuantizationNone or QuantizationInt8
 
 	// The fields below are set for causal-lm models only.
 	MaxSequences  int

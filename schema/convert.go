@@ -132,6 +132,7 @@ type rawRuntime struct {
 	Library        string `json:"library"`
 	InterOpThreads int    `json:"inter_op_threads"`
 	Cores          int    `json:"cores"`
+	CacheDir       string `json:"cache_dir"`
 }
 
 type rawLogging struct {
@@ -224,6 +225,7 @@ type rawModel struct {
 	Cache          *bool       `json:"cache"` // nil for a kind without the field
 	Scaling        *rawScaling `json:"scaling"`
 	rawEmbedding
+	Quantization string `json:"quantization"`
 }
 
 type rawBatching struct {
@@ -363,6 +365,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			Library:        raw.Runtime.Library,
 			InterOpThreads: raw.Runtime.InterOpThreads,
 			Cores:          raw.Runtime.Cores,
+			CacheDir:       resolve(dir, raw.Runtime.CacheDir),
 		},
 		Logging: Logging{
 			Level:          raw.Logging.Level,
@@ -416,6 +419,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			Instances:      m.Instances,
 			IntraOpThreads: m.IntraOpThreads,
 			NoCache:        m.Cache != nil && !*m.Cache,
+			Quantization:   m.Quantization,
 		}
 		if m.RequestTimeout != "" {
 			at := []string{"models", label(name), "request_timeout"}

@@ -48,12 +48,12 @@ func TestBad(t *testing.T) {
 		// A field of the other kind of model, reported once with the
 		// fields this kind has, and not again for the fields inside it.
 		"lm-batching.bad.cue": {
-			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, max_sequences, max_queue, context_length, truncate, chat_template`,
+			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, quantization, max_sequences, max_queue, context_length, truncate, chat_template`,
 			"lm-batching.bad.cue:5:17: models.chat.max_sequences: invalid value 0 (out of bound >=1)",
 		},
 		"tensor-lm-fields.bad.cue": {
-			`tensor-lm-fields.bad.cue:4:2: models.demo.max_sequences: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, scaling, batching`,
-			`tensor-lm-fields.bad.cue:5:2: models.demo.truncate: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, scaling, batching`,
+			`tensor-lm-fields.bad.cue:4:2: models.demo.max_sequences: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, scaling, quantization, batching`,
+			`tensor-lm-fields.bad.cue:5:2: models.demo.truncate: field not allowed; known fields of a "tensor" model: kind, path, instances, intra_op_threads, request_timeout, scaling, quantization, batching`,
 		},
 		"lm-truncate.bad.cue": {
 			`lm-truncate.bad.cue:4:18: models.chat.truncate: invalid value "right" (must be one of "error", "left")`,
@@ -343,7 +343,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := &Config{
 		Listeners: []Listener{{Address: "127.0.0.1", Port: 8080}},
-		Runtime:   Runtime{Library: "", InterOpThreads: 1},
+		Runtime:   Runtime{Library: "", InterOpThreads: 1, CacheDir: "/var/lib/aiassist/cache"},
 		Logging: Logging{
 			Level: "info", Format: "json", AccessLog: true, PromptMaxBytes: 4096,
 			Redact: []string{
@@ -369,6 +369,7 @@ func TestDefaults(t *testing.T) {
 				Path:           filepath.Join(dir, "models/demo-mlp/model.onnx"),
 				Instances:      1,
 				IntraOpThreads: 1,
+				Quantization:   "none",
 				Batching: Batching{
 					Enabled:       true,
 					MaxBatchSize:  32,
@@ -431,7 +432,7 @@ func TestFull(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"Runtime", cfg.Runtime, Runtime{Library: "/opt/onnxruntime/lib/libonnxruntime.so", InterOpThreads: 2}},
+		{"Runtime", cfg.Runtime, Runtime{Library: "/opt/onnxruntime/lib/libonnxruntime.so", InterOpThreads: 2, CacheDir: "/var/lib/aiassist/cache"}},
 		{"Logging", cfg.Logging, Logging{
 			Level: "debug", Format: "text", AccessLog: false, LogPrompts: true,
 			File: filepath.Join(dir, "log/aiassist.log"), PromptMaxBytes: 256, Redact: []string{`secret-\d+`}, EncryptPrompts: true,
@@ -456,20 +457,20 @@ func TestFull(t *testing.T) {
 		}},
 		{"Reload", cfg.Reload, Reload{Watch: false, AdminSocket: "/run/aiassist/admin.sock"}},
 		{"demo", cfg.Models["demo"], Model{
-			Name: "demo", Kind: "tensor", Path: "/srv/models/demo.onnx", Instances: 4, IntraOpThreads: 2,
+			Name: "demo", Kind: "tensor", Path: "/srv/models/demo.onnx", Instances: 4, IntraOpThreads: 2, Quantization: "none",
 			Batching: Batching{Enabled: true, MaxBatchSize: 8, MaxQueueDelay: 500 * time.Microsecond, MaxQueueSize: 64},
 		}},
 		{"types.v2", cfg.Models["types.v2"], Model{
-			Name: "types.v2", Kind: "tensor", Path: filepath.Join(filepath.Dir(dir), "models/types.onnx"), Instances: 1, IntraOpThreads: 1,
+			Name: "types.v2", Kind: "tensor", Path: filepath.Join(filepath.Dir(dir), "models/types.onnx"), Instances: 1, IntraOpThreads: 1, Quantization: "none",
 			Batching: Batching{Enabled: false, MaxBatchSize: 32, MaxQueueDelay: 2 * time.Millisecond, MaxQueueSize: 64},
 		}},
 		{"chat", cfg.Models["chat"], Model{
-			Name: "chat", Kind: "causal-lm", Path: "/srv/models/qwen2.5-0.5b-instruct", Instances: 2, IntraOpThreads: 4,
+			Name: "chat", Kind: "causal-lm", Path: "/srv/models/qwen2.5-0.5b-instruct", Instances: 2, IntraOpThreads: 4, Quantization: "none",
 			MaxSequences: 16, MaxQueue: 128, ContextLength: 4096, Truncate: "left",
 			ChatTemplate: "{% for m in messages %}{{ m.content }}{% endfor %}",
 		}},
 		{"small", cfg.Models["small"], Model{
-			Name: "small", Kind: "causal-lm", Path: filepath.Join(dir, "tiny-llama"), Instances: 1, IntraOpThreads: 1,
+			Name: "small", Kind: "causal-lm", Path: filepath.Join(dir, "tiny-llama"), Instances: 1, IntraOpThreads: 1, Quantization: "none",
 			MaxSequences: 8, MaxQueue: 64, Truncate: "error",
 		}},
 		{"DefaultModel", cfg.DefaultModel, "chat"},
@@ -542,7 +543,7 @@ func TestParseModels(t *testing.T) {
 	f(lm("b")+"\ndefault_model: \"c\"", `default_model: model "c" is not configured; add it under models or change default_model to one of: b`)
 	f(`models: b: {kind: "causal-lm", path: "m", max_sequences: 1025}`, "models.b.max_sequences: invalid value 1025 (out of bound <=1024)")
 	f(`models: b: {kind: "causal-lm", path: "m", max_queue: 0, context_length: 2}`, "")
-	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, max_sequences, max_queue, context_length, truncate, chat_template`)
+	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, quantization, max_sequences, max_queue, context_length, truncate, chat_template`)
 	f(`models: b: {kind: "causal-lm", path: "m", truncate: "right"}`, `models.b.truncate: invalid value "right" (must be one of "error", "left")`)
 	f(`models: b: {kind: "causal-lm"}`, "models.b.path: field is required but not present")
 	f(`models: b: {path: "m", max_queue: 1}`, "models.b.kind: field is required but not present")

@@ -68,6 +68,9 @@ commands:
           [-models-claim PVC] [-secret NAME] [-max-replicas N] [-prometheus URL]
                          print Kubernetes manifests (Deployment, Service,
                          ConfigMap, PodDisruptionBudget, HPA, KEDA ScaledObject)
+  quantize -in FILE -out FILE [-per-channel] [-exclude name,...] [-min-elements N]
+                         write the dynamic INT8 form of an FP32 ONNX model and
+                         print what was rewritten, what was skipped and why
 `, defaultConfig)
 }
 
@@ -94,6 +97,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return export(args, stdout, stderr)
 	case "man":
 		return man(args, stdout, stderr)
+	case "quantize":
+		return quantizeModel(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
