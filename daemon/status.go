@@ -130,5 +130,10 @@ func (d *Daemon) statusOf(st *api.State) any {
 	return doc
 }
 
-// quantizationOf is how the model's weights are stored.
-func quantizationOf(schema.Model) string { return "none" }
+// quantizationOf is the form the model runs in: "none" or "int8".
+func quantizationOf(m schema.Model) string {
+	if m.Quantization == "" {
+		return schema.QuantizationNone
+	}
+	return m.Quantization
+}
