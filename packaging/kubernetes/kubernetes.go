@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/aiassist/aiassist/engine"
+	"github.com/aiassist/aiassist/engine/embed"
 	"github.com/aiassist/aiassist/engine/generate"
 	"github.com/aiassist/aiassist/schema"
 )
@@ -301,9 +302,12 @@ func commonDir(dirs []string) string {
 func (r *renderer) size(m schema.Model) int64 {
 	var files []string
 	var err error
-	if m.Kind == schema.KindCausalLM {
+	switch m.Kind {
+	case schema.KindCausalLM:
 		files, err = generate.ModelFiles(m.Path)
-	} else {
+	case schema.KindEmbedding:
+		files, err = embed.ModelFiles(m.Path)
+	default:
 		files, err = engine.TensorModelFiles(m.Path)
 	}
 	if err != nil {

@@ -23,6 +23,7 @@ var licenseKinds = []struct{ name, marker, unless string }{
 	{"BSD-2-Clause", "Redistribution and use in source and binary forms", "Neither the name"},
 	{"ISC", "Permission to use, copy, modify, and/or distribute this software", ""},
 	{"MPL-2.0", "Mozilla Public License Version 2.0", ""},
+	{"MPL-2.0", "Mozilla Public License, version 2.0", ""}, // HashiCorp's spelling
 }
 
 // classify names the licenses of a license file's text.
