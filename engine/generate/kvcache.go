@@ -60,13 +60,18 @@ func (l *lane) repack(rows []cacheRow) error {
 			inner *= int(d)
 		}
 	}
+	// Copies move bytes: inner counts bytes below, whatever the element.
+	inner *= elemSize(io.cacheType)
 	next := make([]ort.Value, len(io.past))
 	for k := range io.past {
-		data := make([]float32, outer*len(rows)*mid*newLen*inner)
+		data := make([]byte, outer*len(rows)*mid*newLen*inner)
 		for b, r := range rows {
-			src := r.src[k].(*ort.Tensor[float32])
-			sd := src.GetData()
-			srcRows := int(src.GetShape()[io.batchAxis])
+			sd, err := floatBytes(r.src[k])
+			if err != nil {
+				destroyAll(next[:k])
+				return fmt.Errorf("cannot build the batched cache: %w", err)
+			}
+			srcRows := int(r.src[k].GetShape()[io.batchAxis])
 			for o := range outer {
 				for j := range mid {
 					from := (((o*srcRows+r.row)*mid+j)*r.srcLen + r.srcLen - r.n) * inner
@@ -75,7 +80,7 @@ func (l *lane) repack(rows []cacheRow) error {
 				}
 			}
 		}
-		t, err := ort.NewTensor(ort.Shape(slices.Clone(shape)), data)
+		t, err := newFloatTensor(io.cacheType, shape, data)
 		if err != nil {
 			for _, v := range next[:k] {
 				v.Destroy()

@@ -122,6 +122,8 @@ type ioSpec struct {
 	logits                  int
 	packed                  bool
 	pastShape               []int64 // declared shape of a past input; -1 dynamic
+	logitsShape             []int64 // declared shape of the logits
+	cacheType, logitsType   ort.TensorElementDataType // float32 or float16
 	batchAxis, seqAxis      int
 	batchable               bool // outputs follow the batch; left padding is safe
 }
@@ -278,10 +280,11 @@ func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, erro
 	if s.logits = find(outs, c.logits); s.logits < 0 {
 		return nil, 0, fmt.Errorf("the model has no output %q", c.logits)
 	}
-	if outs[s.logits].DataType != ort.TensorElementDataTypeFloat {
-		return nil, 0, fmt.Errorf("output %q has element type %s; only float32 logits are supported", c.logits, outs[s.logits].DataType)
+	if s.logitsType = outs[s.logits].DataType; !floatType(s.logitsType) {
+		return nil, 0, fmt.Errorf("output %q has element type %s; only float32 and float16 logits are supported", c.logits, outs[s.logits].DataType)
 	}
 	ld := outs[s.logits].Dimensions
+	s.logitsShape = slices.Clone([]int64(ld))
 	if len(ld) != 2 && len(ld) != 3 {
 		return nil, 0, fmt.Errorf("output %q has %d dimensions; want [batch, seq, vocab]", c.logits, len(ld))
 	}
@@ -349,8 +352,11 @@ func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, erro
 			if !ok {
 				return nil, 0, fmt.Errorf("the model has no output %q", fmt.Sprintf(presentPats[k].pattern, l))
 			}
-			if ins[i].DataType != ort.TensorElementDataTypeFloat || outs[o].DataType != ort.TensorElementDataTypeFloat {
-				return nil, 0, fmt.Errorf("past %q has element type %s; only float32 caches are supported", ins[i].Name, ins[i].DataType)
+			if s.cacheType == 0 {
+				s.cacheType = ins[i].DataType
+			}
+			if !floatType(ins[i].DataType) || ins[i].DataType != s.cacheType || outs[o].DataType != s.cacheType {
+				return nil, 0, fmt.Errorf("past %q has element type %s and present %q %s; the cache must be float32 or float16 throughout", ins[i].Name, ins[i].DataType, outs[o].Name, outs[o].DataType)
 			}
 			s.past = append(s.past, i)
 			s.present = append(s.present, o)
@@ -384,6 +390,11 @@ func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, erro
 	// Left padding is only safe if positions are given explicitly and
 	// the outputs follow the batch size rather than being fixed.
 	s.batchable = s.pos >= 0 && ld[0] < 0 && outs[s.present[0]].Dimensions[s.batchAxis] < 0
+	if !s.batchable && (s.cacheType != ort.TensorElementDataTypeFloat || s.logitsType != ort.TensorElementDataTypeFloat) {
+		// Float16 outputs are allocated by the lane, which needs their
+		// shapes before the run: a batchable model's.
+		return nil, 0, fmt.Errorf("a float16 cache or logits needs position_ids and outputs with a dynamic batch dimension; this model has neither, so export it with float32 I/O")
+	}
 	return s, vocab, nil
 }
 
