@@ -121,8 +121,8 @@ type ioSpec struct {
 	present                 []int // output indices in the same order
 	logits                  int
 	packed                  bool
-	pastShape               []int64 // declared shape of a past input; -1 dynamic
-	logitsShape             []int64 // declared shape of the logits
+	pastShape               []int64                   // declared shape of a past input; -1 dynamic
+	logitsShape             []int64                   // declared shape of the logits
 	cacheType, logitsType   ort.TensorElementDataType // float32 or float16
 	batchAxis, seqAxis      int
 	batchable               bool // outputs follow the batch; left padding is safe
