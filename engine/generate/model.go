@@ -4,8 +4,10 @@
 //
 // Every model has one scheduler lane per ONNX Runtime session. A lane runs
 // continuous batching: each decode step feeds all of its active sequences
-// in one batch, their caches left-padded to a common length; a new sequence
-// is prefilled alone and joins at the next step, a finished one leaves. A
+// in one batch, their caches left-padded to a common length; a new
+// sequence's prompt is fed on its own in chunks between decode steps (at
+// most prefill_chunk tokens per step for all prompts), and it joins the
+// batch once its prompt is in; a finished one leaves. A
 // seeded sequence is decoded on its own beside the batch, so that its
 // seed reproduces its text whatever else runs.
 package generate
@@ -18,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -57,6 +60,14 @@ type Options struct {
 	Truncate string
 	// ChatTemplate replaces tokenizer_config.json's chat_template.
 	ChatTemplate string
+	// PrefillChunk is the most prompt tokens a lane feeds between two
+	// decode steps, shared by the prompts it is reading: a long prompt
+	// goes in chunks, each followed by a decode step of the running
+	// sequences, so it delays their next token by at most one chunk. It
+	// also bounds a prefill's logits to PrefillChunk × vocabulary floats.
+	// Default 512. (A model that cannot be batched reads each prompt
+	// whole.)
+	PrefillChunk int
 	// Metrics receives the model's series; nil keeps them unexported.
 	Metrics *metrics.Set
 	// Clock times the tokens and generations the model's service time is
@@ -91,9 +102,9 @@ type Model struct {
 	// time of a generation that ran to its end, from its slot on: what
 	// deadline-aware admission estimates from.
 	token, whole engine.ServiceTime
-	// prefillChunk is the most prompt tokens fed in one step,
-	// defaultPrefillChunk; a field rather than the constant so that tests
-	// can prefill the tiny test models' short prompts in several chunks.
+	// prefillChunk is Options.PrefillChunk, a field of its own so that
+	// tests can prefill the tiny test models' short prompts in several
+	// chunks.
 	prefillChunk int
 	// beforeStep, nil outside tests, runs in the lane before each step. It
 	// stays because nothing else can hold the decode loop: a lane runs
@@ -101,6 +112,27 @@ type Model struct {
 	// without it a test cannot make sequences wait for a slot, or join a
 	// batch at a known step, without racing the loop.
 	beforeStep func()
+	// onEvent, nil outside tests, is told of each prefill chunk and
+	// decode step as the lane runs it, so a test can assert on their
+	// order rather than on the clock.
+	onEvent func(Event)
+	seqs    atomic.Int64 // sequences so far, for their Event ids
+}
+
+// Event is one run of the model in a lane, as onEvent learns of it: Kind
+// "prefill" fed Tokens prompt tokens of sequence Seq; "decode" fed one
+// token to each of the Tokens sequences in Batch.
+type Event struct {
+	Kind   string
+	Seq    int
+	Tokens int
+	Batch  []int
+}
+
+func (m *Model) event(e Event) {
+	if m.onEvent != nil {
+		m.onEvent(e)
+	}
 }
 
 // observeBatch records the size of one decode step.
@@ -169,7 +201,10 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %q (%s): %w", opts.Name, path, err)
 	}
-	m := &Model{opts: opts, cfg: cfg, io: spec, vocab: vocab, eos: map[int]bool{}, prefillChunk: defaultPrefillChunk}
+	m := &Model{opts: opts, cfg: cfg, io: spec, vocab: vocab, eos: map[int]bool{}, prefillChunk: opts.PrefillChunk}
+	if m.prefillChunk <= 0 {
+		m.prefillChunk = defaultPrefillChunk
+	}
 	for _, id := range cfg.eos {
 		m.eos[id] = true
 	}
