@@ -7,7 +7,7 @@ export CGO_ENABLED := 1
 export ONNXRUNTIME_LIB ?= $(CURDIR)/$(ORT_DIR)/libonnxruntime.so
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build run test fetch-onnxruntime models bench clean
+.PHONY: all build run test fetch-onnxruntime models bench bench-generate clean
 
 all: build
 
@@ -32,6 +32,11 @@ models:
 # The HTTP load benchmark of BENCHMARKS.md (needs wrk).
 bench: build
 	./examples/bench/run.sh
+
+# The generation benchmark of BENCHMARKS.md: bench-llama at 1/4/8/16
+# streams, in process, batched and with max_sequences: 1 (a Go client).
+bench-generate: build
+	./examples/bench/generate.sh
 
 clean:
 	rm -rf bin build

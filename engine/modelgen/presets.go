@@ -46,6 +46,7 @@ var presets = []Preset{
 		Build: func() *onnxpb.ModelProto { return TinyLlama().Model() },
 		Files: func() map[string][]byte { return TinyLlama().Files() }},
 	{Name: "big-mlp", Committed: false, Build: func() *onnxpb.ModelProto { return BigMLP().Model(MLPOptions{Name: "big-mlp"}) }},
+	{Name: "bench-llama", Committed: false, Build: func() *onnxpb.ModelProto { return BenchLlama().Llama.Model("bench-llama") }, Files: benchLlamaFiles},
 }
 
 // Presets returns the example models in a fixed order.
