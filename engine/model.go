@@ -141,6 +141,9 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 		return nil, fmt.Errorf("model %q output: %w", opts.Name, err)
 	}
 	m.batched = opts.Batching.Enabled && opts.Batching.MaxBatchSize > 1 && dynamicFirstDim(m.inputs) && dynamicFirstDim(m.outputs)
+	if err := m.checkHalfOutputs(); err != nil {
+		return nil, fmt.Errorf("model %q: %w", opts.Name, err)
+	}
 
 	so, err := ort.NewSessionOptions()
 	if err != nil {
@@ -450,7 +453,10 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 		}
 		inputs[i] = v
 	}
-	outputs := make([]ort.Value, len(m.outputs))
+	outputs, err := m.outputTensors(total)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: cannot allocate the outputs: %w", m.opts.Name, err)
+	}
 	defer func() {
 		for _, v := range outputs {
 			if v != nil {
@@ -542,6 +548,10 @@ func tensorFromValue(name string, v ort.Value) (Tensor, error) {
 		return viewTensor(name, Uint32, t), nil
 	case *ort.Tensor[uint64]:
 		return viewTensor(name, Uint64, t), nil
+	case *ort.CustomDataTensor: // allocated by outputTensors
+		if dt, ok := dataTypeFromORT(ort.TensorElementDataType(t.DataType())); ok {
+			return Tensor{Name: name, DataType: dt, Shape: []int64(t.GetShape()), Data: t.GetData()}, nil
+		}
 	}
 	return Tensor{}, fmt.Errorf("output %q has an unsupported type %T", name, v)
 }

@@ -95,7 +95,7 @@ func (req *inferRequest) check(binary []byte) (*decodedRequest, error) {
 		seen[in.Name] = true
 		dt, ok := engine.ParseDataType(in.Datatype)
 		if !ok {
-			return nil, fmt.Errorf("input %s: unsupported datatype %s (BOOL, UINT8..UINT64, INT8..INT64, FP32, FP64)", name, route.Quote(in.Datatype))
+			return nil, fmt.Errorf("input %s: unsupported datatype %s (BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64)", name, route.Quote(in.Datatype))
 		}
 		n := int64(1)
 		for _, d := range in.Shape {
@@ -246,7 +246,7 @@ func encodeInferResponse(model, id string, outs []engine.Tensor, req *decodedReq
 // with its comma.
 func maxText(dt engine.DataType) int {
 	switch dt {
-	case engine.FP32:
+	case engine.FP16, engine.FP32:
 		return 16
 	case engine.FP64, engine.Int64, engine.Uint64:
 		return 25

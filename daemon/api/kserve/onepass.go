@@ -657,6 +657,16 @@ func (s *scanner) data(dt engine.DataType, n int64) ([]byte, bool) {
 					return nil, false
 				}
 				le.PutUint64(e, math.Float64bits(f))
+			case engine.FP16:
+				f, ok := s.f64(num)
+				if !ok {
+					return nil, false
+				}
+				h, ok := engine.FloatToHalf(f)
+				if !ok {
+					return nil, false
+				}
+				le.PutUint16(e, h)
 			default:
 				signed := dt != engine.Uint8 && dt != engine.Uint16 && dt != engine.Uint32 && dt != engine.Uint64
 				v, ok := s.integer(num, size*8, signed)

@@ -1,10 +1,13 @@
 package kserve
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/aiassist/aiassist/engine"
 )
 
 // FuzzOnePass holds the one-pass decoder to the decoder of record: what it
@@ -55,6 +58,35 @@ var onePassBodies = []string{
 	`{"inputs":[{"name":"s","shape":[],"datatype":"INT16","data":[-32768]},{"name":"w","shape":[1],"datatype":"UINT16","data":[65535]}]}`,
 	`{"inputs":[{"name":"n","shape":[1],"datatype":"UINT32","data":[4294967295]},{"name":"m","shape":[1],"datatype":"INT32","data":[2147483647]},{"name":"b","shape":[1],"datatype":"UINT8","data":[255]}]}`,
 	`{"inputs":[{"name":"é","shape":[1],"datatype":"FP32","data":[0.00001234567]}]}`,
+	`{"inputs":[{"name":"h","shape":[5],"datatype":"FP16","data":[0.1,-2,65504,6e-8,65519]}]}`,
+}
+
+// TestFP16RoundTrip: every finite FP16 written as JSON data reads back as
+// itself, and a number beyond FP16's range is refused.
+func TestFP16RoundTrip(t *testing.T) {
+	var tensor engine.Tensor
+	tensor.DataType = engine.FP16
+	n := 0
+	for h := range 1 << 16 {
+		if h&0x7c00 == 0x7c00 {
+			continue // Inf and NaN have no JSON form
+		}
+		tensor.Data = append(tensor.Data, byte(h), byte(h>>8))
+		n++
+	}
+	text := appendData(nil, tensor)
+	for _, decode := range []func() ([]byte, bool){
+		func() ([]byte, bool) { b, err := decodeData(text, engine.FP16, int64(n)); return b, err == nil },
+		func() ([]byte, bool) { s := scanner{b: text}; return s.data(engine.FP16, int64(n)) },
+	} {
+		got, ok := decode()
+		if !ok || !bytes.Equal(got, tensor.Data) {
+			t.Fatalf("FP16 data did not read back as written (ok %v)", ok)
+		}
+	}
+	if _, err := decodeData([]byte("[65520]"), engine.FP16, 1); err == nil {
+		t.Fatal("65520 accepted as FP16")
+	}
 }
 
 // TestOnePassTakesClientBodies: the fast path is taken for the requests
