@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -423,11 +424,17 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 		}
 	}
 	inputs := make([]ort.Value, len(m.inputs))
+	var bufs []*[]byte
 	defer func() {
 		for _, v := range inputs {
 			if v != nil {
 				v.Destroy()
 			}
+		}
+		// The run is over and its input tensors are gone: the batch
+		// buffers serve the next batch.
+		for _, b := range bufs {
+			batchBuffers.Put(b)
 		}
 	}()
 	for i, info := range m.inputs {
@@ -442,10 +449,13 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 			for _, r := range reqs {
 				size += len(r.inputs[i].Data)
 			}
-			data = make([]byte, 0, size)
+			buf := batchBuffers.Get().(*[]byte)
+			bufs = append(bufs, buf)
+			data = slices.Grow((*buf)[:0], size)
 			for _, r := range reqs {
 				data = append(data, r.inputs[i].Data...)
 			}
+			*buf = data
 		}
 		v, err := ort.NewCustomDataTensor(ort.NewShape(shape...), data, ortTypes[info.DataType])
 		if err != nil {
@@ -520,6 +530,10 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 	}
 	return results, nil
 }
+
+// batchBuffers hold the inputs of batches of more than one request,
+// reused from batch to batch rather than allocated for each.
+var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // tensorFromValue views an output ONNX Runtime allocated as bytes. The
 // typed tensors keep their data in Go memory, which stays valid after the
