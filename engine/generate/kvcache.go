@@ -41,6 +41,22 @@ func (l *lane) repack(rows []cacheRow) error {
 	if !io.batchable && len(rows) > 1 {
 		return errors.New("internal error: batching a model that cannot be batched")
 	}
+	next, newLen, err := l.m.gather(rows)
+	if err != nil {
+		return err
+	}
+	l.dropPast()
+	for _, s := range l.active {
+		s.release()
+	}
+	l.past, l.pastLen = next, newLen
+	return nil
+}
+
+// gather copies rows into a new cache, each right-aligned to the longest,
+// and returns it with its length. The sources stay as they are.
+func (m *Model) gather(rows []cacheRow) ([]ort.Value, int, error) {
+	io := m.io
 	newLen := 0
 	for _, r := range rows {
 		newLen = max(newLen, r.n)
@@ -69,7 +85,7 @@ func (l *lane) repack(rows []cacheRow) error {
 			sd, err := floatBytes(r.src[k])
 			if err != nil {
 				destroyAll(next[:k])
-				return fmt.Errorf("cannot build the batched cache: %w", err)
+				return nil, 0, fmt.Errorf("cannot build the batched cache: %w", err)
 			}
 			srcRows := int(r.src[k].GetShape()[io.batchAxis])
 			for o := range outer {
@@ -85,16 +101,11 @@ func (l *lane) repack(rows []cacheRow) error {
 			for _, v := range next[:k] {
 				v.Destroy()
 			}
-			return fmt.Errorf("cannot build the batched cache: %w", err)
+			return nil, 0, fmt.Errorf("cannot build the batched cache: %w", err)
 		}
 		next[k] = t
 	}
-	l.dropPast()
-	for _, s := range l.active {
-		s.release()
-	}
-	l.past, l.pastLen = next, newLen
-	return nil
+	return next, newLen, nil
 }
 
 func sameValues(a, b []ort.Value) bool {

@@ -153,6 +153,11 @@ func (l *lane) step(joining []*seq) {
 func (l *lane) prefillStep() (ready []*seq) {
 	budget := l.m.prefillChunk
 	chunked := l.m.io.batchable && budget > 0
+	type part struct {
+		s *seq
+		n int
+	}
+	var plan, whole []part
 	var behind []*seq
 	kept := l.prefilling[:0]
 	for _, s := range l.prefilling {
@@ -170,18 +175,89 @@ func (l *lane) prefillStep() (ready []*seq) {
 			n = min(n, budget)
 			budget -= n
 		}
-		in, goes := l.feed(s, n)
-		switch {
-		case !goes:
-		case in:
-			ready = append(ready, s)
-		default:
-			behind = append(behind, s)
+		if l.m.io.batchable && !s.alone && s.fed == 0 && n == len(s.ids) {
+			whole = append(whole, part{s, n})
+		} else {
+			plan = append(plan, part{s, n})
 		}
 	}
 	clear(l.prefilling[len(kept):])
+	if len(whole) > 1 {
+		// Short prompts that came together go in one run: for a model
+		// whose step costs its weights, as many as one.
+		group := make([]*seq, len(whole))
+		for i, p := range whole {
+			group[i] = p.s
+		}
+		ready = append(ready, l.feedTogether(group)...)
+	} else {
+		plan = append(whole, plan...)
+	}
+	for _, p := range plan {
+		in, goes := l.feed(p.s, p.n)
+		switch {
+		case !goes:
+		case in:
+			ready = append(ready, p.s)
+		default:
+			behind = append(behind, p.s)
+		}
+	}
 	l.prefilling, l.fedLast = append(kept, behind...), len(kept)
 	return ready
+}
+
+// feedTogether runs the whole prompts of group in one batch, left-padded
+// to the longest as a decode step pads its rows, and gives each sequence
+// its own copy of its cache rows, as feed would have left it. It returns
+// the sequences that go on, each with its first token.
+func (l *lane) feedTogether(group []*seq) (ready []*seq) {
+	longest := 0
+	for _, s := range group {
+		longest = max(longest, len(s.ids))
+	}
+	ids := make([][]int, len(group))
+	pos := make([][]int, len(group))
+	pads := make([]int, len(group))
+	rows := make([]int, len(group))
+	for i, s := range group {
+		pads[i], rows[i] = longest-len(s.ids), i
+		ids[i] = append(make([]int, pads[i], longest), s.ids...)
+		pos[i] = append(make([]int, pads[i], longest), positions(0, len(s.ids))...)
+	}
+	out, err := l.runModel(ids, pos, nil, 0, rows, pads)
+	if err == nil && out.presentLen != longest {
+		destroyAll(out.present)
+		err = fmt.Errorf("model %q: the cache after %d prompt tokens holds %d positions", l.m.opts.Name, longest, out.presentLen)
+	}
+	if err != nil {
+		for _, s := range group {
+			l.finish(s, "", err)
+		}
+		return nil
+	}
+	defer destroyAll(out.present)
+	for i, s := range group {
+		own, n, err := l.m.gather([]cacheRow{{src: out.present, row: i, srcLen: longest, n: len(s.ids)}})
+		if err != nil {
+			l.finish(s, "", err)
+			continue
+		}
+		l.m.event(Event{Kind: "prefill", Seq: s.id, Tokens: len(s.ids), Batch: seqIDs(group)})
+		s.own, s.ownLen, s.fed, s.cached = own, n, len(s.ids), len(s.ids)
+		if l.advance(s, out.logits[i]) {
+			ready = append(ready, s)
+		}
+	}
+	return ready
+}
+
+func seqIDs(seqs []*seq) []int {
+	ids := make([]int, len(seqs))
+	for i, s := range seqs {
+		ids[i] = s.id
+	}
+	return ids
 }
 
 // batchStep adds the joining sequences, their prompts in, to the active
@@ -304,11 +380,7 @@ func (l *lane) decodeStep() {
 	}
 	l.m.observeBatch(len(l.active))
 	if l.m.onEvent != nil {
-		ev := Event{Kind: "decode", Tokens: len(l.active)}
-		for _, s := range l.active {
-			ev.Batch = append(ev.Batch, s.id)
-		}
-		l.m.event(ev)
+		l.m.event(Event{Kind: "decode", Tokens: len(l.active), Batch: seqIDs(l.active)})
 	}
 	want := l.pastLen + 1
 	l.dropPast()

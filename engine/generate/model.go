@@ -120,8 +120,9 @@ type Model struct {
 }
 
 // Event is one run of the model in a lane, as onEvent learns of it: Kind
-// "prefill" fed Tokens prompt tokens of sequence Seq; "decode" fed one
-// token to each of the Tokens sequences in Batch.
+// "prefill" fed Tokens prompt tokens of sequence Seq (in one run with the
+// whole prompts of Batch, if it is set; one event per sequence); "decode"
+// fed one token to each of the Tokens sequences in Batch.
 type Event struct {
 	Kind   string
 	Seq    int

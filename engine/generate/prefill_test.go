@@ -211,3 +211,63 @@ func TestPrefillTakesTurns(t *testing.T) {
 		t.Fatalf("the short prompt waited for %d chunks of the long one, want at most 1", before)
 	}
 }
+
+// TestShortPromptsPrefillTogether: whole short prompts that join at the
+// same step are prefilled in one run, and generate what each generates
+// alone.
+func TestShortPromptsPrefillTogether(t *testing.T) {
+	t.Parallel()
+	m := load(t, Options{Name: "tiny-llama", Dir: tinyLlamaDir(t)})
+	prompts := [][]int{{40, 71, 82, 82, 85, 283}, {306, 308, 71}, {5}, {72, 258, 1, 300}}
+	want := make([][]int, len(prompts))
+	for i, p := range prompts {
+		want[i], _ = greedyIDs(t, m, p, 8)
+	}
+	var log eventLog
+	m.onEvent = log.add
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	// A first sequence holds the lane in its step, so that the prompts
+	// all join at the next one.
+	held := make(chan struct{}, 1)
+	m.beforeStep = func() {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		<-gate
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { greedyIDs(t, m, []int{99}, 8) })
+	await(t, "the lane held", held)
+	got := make([][]int, len(prompts))
+	for i, p := range prompts {
+		wg.Go(func() {
+			got[i], _ = greedyIDs(t, m, p, 8)
+		})
+	}
+	waitFor(t, "the prompts assigned to the lane", func() bool {
+		l := m.lanes[0]
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.load == len(prompts)+1
+	})
+	open()
+	wg.Wait()
+	for i := range prompts {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("prompt %v: %v prefilled with others, %v alone", prompts[i], got[i], want[i])
+		}
+	}
+	together := 0
+	for _, e := range log.snapshot() {
+		if e.Kind == "prefill" {
+			together = max(together, len(e.Batch))
+		}
+	}
+	if together != len(prompts) {
+		t.Fatalf("at most %d prompts prefilled in one run, want %d", together, len(prompts))
+	}
+}
