@@ -182,16 +182,23 @@ func (l *lane) prefillStep() (ready []*seq) {
 		}
 	}
 	clear(l.prefilling[len(kept):])
-	if len(whole) > 1 {
-		// Short prompts that came together go in one run: for a model
-		// whose step costs its weights, as many as one.
-		group := make([]*seq, len(whole))
-		for i, p := range whole {
-			group[i] = p.s
+	// Short prompts that came together go in one run: for a model whose
+	// step costs its weights, as many as one. Padded to the longest, the
+	// run still feeds at most prefillChunk positions, which bound its
+	// logits.
+	var group []*seq
+	longest := 0
+	for _, p := range whole {
+		if n := max(longest, p.n); (len(group)+1)*n <= l.m.prefillChunk {
+			group, longest = append(group, p.s), n
+		} else {
+			plan = append(plan, p)
 		}
+	}
+	if len(group) > 1 {
 		ready = append(ready, l.feedTogether(group)...)
-	} else {
-		plan = append(whole, plan...)
+	} else if len(group) == 1 {
+		plan = append([]part{{group[0], len(group[0].ids)}}, plan...)
 	}
 	for _, p := range plan {
 		in, goes := l.feed(p.s, p.n)
@@ -243,7 +250,9 @@ func (l *lane) feedTogether(group []*seq) (ready []*seq) {
 			l.finish(s, "", err)
 			continue
 		}
-		l.m.event(Event{Kind: "prefill", Seq: s.id, Tokens: len(s.ids), Batch: seqIDs(group)})
+		if l.m.onEvent != nil {
+			l.m.event(Event{Kind: "prefill", Seq: s.id, Tokens: len(s.ids), Batch: seqIDs(group)})
+		}
 		s.own, s.ownLen, s.fed, s.cached = own, n, len(s.ids), len(s.ids)
 		if l.advance(s, out.logits[i]) {
 			ready = append(ready, s)

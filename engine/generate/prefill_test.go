@@ -3,6 +3,7 @@ package generate
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -213,11 +214,23 @@ func TestPrefillTakesTurns(t *testing.T) {
 }
 
 // TestShortPromptsPrefillTogether: whole short prompts that join at the
-// same step are prefilled in one run, and generate what each generates
-// alone.
+// same step are prefilled in one run, padded to the longest, as long as
+// that run feeds at most prefill_chunk positions; and they generate what
+// each generates alone.
 func TestShortPromptsPrefillTogether(t *testing.T) {
 	t.Parallel()
-	m := load(t, Options{Name: "tiny-llama", Dir: tinyLlamaDir(t)})
+	// Prompts of 6, 3, 1 and 4 tokens: with chunk 12 only the first two
+	// fit one run (2 × 6).
+	for _, c := range []struct{ chunk, together int }{{512, 4}, {12, 2}} {
+		t.Run(strconv.Itoa(c.chunk), func(t *testing.T) {
+			t.Parallel()
+			prefillTogether(t, c.chunk, c.together)
+		})
+	}
+}
+
+func prefillTogether(t *testing.T, chunk, wantTogether int) {
+	m := load(t, Options{Name: "tiny-llama", Dir: tinyLlamaDir(t), PrefillChunk: chunk})
 	prompts := [][]int{{40, 71, 82, 82, 85, 283}, {306, 308, 71}, {5}, {72, 258, 1, 300}}
 	want := make([][]int, len(prompts))
 	for i, p := range prompts {
@@ -265,9 +278,12 @@ func TestShortPromptsPrefillTogether(t *testing.T) {
 	for _, e := range log.snapshot() {
 		if e.Kind == "prefill" {
 			together = max(together, len(e.Batch))
+			if len(e.Batch) > 1 && len(e.Batch)*6 > chunk {
+				t.Errorf("%d prompts of up to 6 tokens in one run, more than the chunk of %d positions", len(e.Batch), chunk)
+			}
 		}
 	}
-	if together != len(prompts) {
-		t.Fatalf("at most %d prompts prefilled in one run, want %d", together, len(prompts))
+	if together != wantTogether {
+		t.Fatalf("at most %d prompts prefilled in one run, want %d", together, wantTogether)
 	}
 }
