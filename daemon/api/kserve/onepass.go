@@ -559,6 +559,50 @@ func (s *scanner) f64(n num) (float64, bool) {
 	return f, err == nil
 }
 
+// shortFloat32 reads into e, when it is next, a number of at most 7
+// digits with no exponent, such as -0.875 or 12.5: what model inputs
+// mostly are, parsed in one loop with the exact fast path of float32. For
+// anything else it reads nothing and reports false, and number takes it.
+func (s *scanner) shortFloat32(e []byte) bool {
+	b, i := s.b, s.i
+	neg := i < len(b) && b[i] == '-'
+	if neg {
+		i++
+	}
+	start := i
+	var mant uint32
+	digits, exp := 0, 0
+	for ; i < len(b) && b[i]-'0' <= 9; i++ {
+		mant = mant*10 + uint32(b[i]-'0')
+		digits++
+	}
+	if digits == 0 || (b[start] == '0' && digits > 1) {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		frac := i
+		for ; i < len(b) && b[i]-'0' <= 9; i++ {
+			mant = mant*10 + uint32(b[i]-'0')
+			digits++
+		}
+		exp = frac - i
+		if i == frac {
+			return false
+		}
+	}
+	if digits > 7 || (i < len(b) && (b[i] == 'e' || b[i] == 'E')) {
+		return false
+	}
+	f := float32(mant) / pow10f32[-exp]
+	if neg {
+		f = -f
+	}
+	binary.LittleEndian.PutUint32(e, math.Float32bits(f))
+	s.i = i
+	return true
+}
+
 // integer is n as an integer of bits bits, signed or not, when it is one.
 func (s *scanner) integer(n num, bits int, signed bool) (uint64, bool) {
 	if n.real {
@@ -639,6 +683,7 @@ func (s *scanner) data(dt engine.DataType, n int64) ([]byte, bool) {
 			default:
 				return nil, false
 			}
+		} else if dt == engine.FP32 && s.shortFloat32(e) {
 		} else {
 			num, ok := s.number()
 			if !ok {
