@@ -7,7 +7,7 @@ export CGO_ENABLED := 1
 export ONNXRUNTIME_LIB ?= $(CURDIR)/$(ORT_DIR)/libonnxruntime.so
 GOFLAGS_BUILD := -trimpath -ldflags "-X main.version=$(VERSION)"
 
-.PHONY: all build run test fetch-onnxruntime ui-test-deps models bench clean dist package image
+.PHONY: all build run test fetch-onnxruntime ui-test-deps models bench bench-generate clean dist package image
 
 all: build
 
@@ -99,6 +99,11 @@ image: dist fetch-onnxruntime
 	go run ./packaging/image/cmd/mkimage -binary $(DIST_BIN) -library $(ORT_DIR)/libonnxruntime.so \
 		-version $(VERSION) -revision "$(REVISION)" -source $(IMAGE_SOURCE) -licenses $(IMAGE_LICENSES) \
 		-epoch $(SOURCE_DATE_EPOCH) -out $(IMAGE_ARCHIVE) -list build/aiassist-$(VERSION).files
+
+# The generation benchmark of BENCHMARKS.md: bench-llama at 1/4/8/16
+# streams, in process, batched and with max_sequences: 1 (a Go client).
+bench-generate: build
+	./examples/bench/generate.sh
 
 clean:
 	rm -rf bin build

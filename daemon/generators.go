@@ -26,6 +26,7 @@ func generateOptions(cfg *schema.Config, m schema.Model, set *metrics.Set) gener
 		IntraOpThreads: m.IntraOpThreads,
 		InterOpThreads: cfg.Runtime.InterOpThreads,
 		MaxSequences:   m.MaxSequences,
+		PrefillChunk:   m.PrefillChunk,
 		MaxQueue:       maxQueue,
 		ContextLength:  m.ContextLength,
 		Truncate:       m.Truncate,

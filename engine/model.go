@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -145,6 +146,9 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 		return nil, fmt.Errorf("model %q output: %w", opts.Name, err)
 	}
 	m.batched = opts.Batching.Enabled && opts.Batching.MaxBatchSize > 1 && dynamicFirstDim(m.inputs) && dynamicFirstDim(m.outputs)
+	if err := m.checkHalfOutputs(); err != nil {
+		return nil, fmt.Errorf("model %q: %w", opts.Name, err)
+	}
 
 	so, err := ort.NewSessionOptions()
 	if err != nil {
@@ -425,11 +429,17 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 		}
 	}
 	inputs := make([]ort.Value, len(m.inputs))
+	var bufs []*[]byte
 	defer func() {
 		for _, v := range inputs {
 			if v != nil {
 				v.Destroy()
 			}
+		}
+		// The run is over and its input tensors are gone: the batch
+		// buffers serve the next batch.
+		for _, b := range bufs {
+			batchBuffers.Put(b)
 		}
 	}()
 	for i, info := range m.inputs {
@@ -444,10 +454,13 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 			for _, r := range reqs {
 				size += len(r.inputs[i].Data)
 			}
-			data = make([]byte, 0, size)
+			buf := batchBuffers.Get().(*[]byte)
+			bufs = append(bufs, buf)
+			data = slices.Grow((*buf)[:0], size)
 			for _, r := range reqs {
 				data = append(data, r.inputs[i].Data...)
 			}
+			*buf = data
 		}
 		v, err := ort.NewCustomDataTensor(ort.NewShape(shape...), data, ortTypes[info.DataType])
 		if err != nil {
@@ -455,7 +468,10 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 		}
 		inputs[i] = v
 	}
-	outputs := make([]ort.Value, len(m.outputs))
+	outputs, err := m.outputTensors(total)
+	if err != nil {
+		return nil, fmt.Errorf("model %q: cannot allocate the outputs: %w", m.opts.Name, err)
+	}
 	defer func() {
 		for _, v := range outputs {
 			if v != nil {
@@ -520,6 +536,10 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 	return results, nil
 }
 
+// batchBuffers hold the inputs of batches of more than one request,
+// reused from batch to batch rather than allocated for each.
+var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 // tensorFromValue views an output ONNX Runtime allocated as bytes. The
 // typed tensors keep their data in Go memory, which stays valid after the
 // ORT value is destroyed.
@@ -547,6 +567,10 @@ func tensorFromValue(name string, v ort.Value) (Tensor, error) {
 		return viewTensor(name, Uint32, t), nil
 	case *ort.Tensor[uint64]:
 		return viewTensor(name, Uint64, t), nil
+	case *ort.CustomDataTensor: // allocated by outputTensors
+		if dt, ok := dataTypeFromORT(ort.TensorElementDataType(t.DataType())); ok {
+			return Tensor{Name: name, DataType: dt, Shape: []int64(t.GetShape()), Data: t.GetData()}, nil
+		}
 	}
 	return Tensor{}, fmt.Errorf("output %q has an unsupported type %T", name, v)
 }

@@ -21,6 +21,7 @@ const (
 	Uint32 DataType = "UINT32"
 	Int64  DataType = "INT64"
 	Uint64 DataType = "UINT64"
+	FP16   DataType = "FP16" // IEEE 754 binary16
 	FP32   DataType = "FP32"
 	FP64   DataType = "FP64"
 )
@@ -30,13 +31,13 @@ var ortTypes = map[DataType]ort.TensorElementDataType{
 	Int8: ort.TensorElementDataTypeInt8, Int16: ort.TensorElementDataTypeInt16,
 	Uint16: ort.TensorElementDataTypeUint16, Int32: ort.TensorElementDataTypeInt32,
 	Uint32: ort.TensorElementDataTypeUint32, Int64: ort.TensorElementDataTypeInt64,
-	Uint64: ort.TensorElementDataTypeUint64, FP32: ort.TensorElementDataTypeFloat,
+	Uint64: ort.TensorElementDataTypeUint64, FP16: ort.TensorElementDataTypeFloat16, FP32: ort.TensorElementDataTypeFloat,
 	FP64: ort.TensorElementDataTypeDouble,
 }
 
 var sizes = map[DataType]int{
 	Bool: 1, Uint8: 1, Int8: 1, Int16: 2, Uint16: 2, Int32: 4, Uint32: 4,
-	Int64: 8, Uint64: 8, FP32: 4, FP64: 8,
+	Int64: 8, Uint64: 8, FP16: 2, FP32: 4, FP64: 8,
 }
 
 // ParseDataType accepts a KServe datatype name.

@@ -360,6 +360,7 @@ type Model struct {
 
 	// The fields below are set for causal-lm models only.
 	MaxSequences  int
+	PrefillChunk  int
 	MaxQueue      int
 	ContextLength int    // 0: the model's own
 	Truncate      string // "error" or "left"

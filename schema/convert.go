@@ -218,6 +218,7 @@ type rawModel struct {
 	RequestTimeout string      `json:"request_timeout"`
 	Batching       rawBatching `json:"batching"`
 	MaxSequences   int         `json:"max_sequences"`
+	PrefillChunk   int         `json:"prefill_chunk"`
 	MaxQueue       int         `json:"max_queue"`
 	ContextLength  int         `json:"context_length"`
 	Truncate       string      `json:"truncate"`
@@ -439,6 +440,7 @@ func (c *checker) convert(raw *rawConfig, abs string) *Config {
 			c.convertEmbedding(&model, &m)
 		case KindCausalLM:
 			model.MaxSequences = m.MaxSequences
+			model.PrefillChunk = m.PrefillChunk
 			model.MaxQueue = m.MaxQueue
 			model.ContextLength = m.ContextLength
 			model.Truncate = m.Truncate

@@ -48,7 +48,7 @@ func TestBad(t *testing.T) {
 		// A field of the other kind of model, reported once with the
 		// fields this kind has, and not again for the fields inside it.
 		"lm-batching.bad.cue": {
-			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, quantization, max_sequences, max_queue, context_length, truncate, chat_template`,
+			`lm-batching.bad.cue:4:2: models.chat.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, quantization, max_sequences, prefill_chunk, max_queue, context_length, truncate, chat_template`,
 			"lm-batching.bad.cue:5:17: models.chat.max_sequences: invalid value 0 (out of bound >=1)",
 		},
 		"tensor-lm-fields.bad.cue": {
@@ -466,12 +466,12 @@ func TestFull(t *testing.T) {
 		}},
 		{"chat", cfg.Models["chat"], Model{
 			Name: "chat", Kind: "causal-lm", Path: "/srv/models/qwen2.5-0.5b-instruct", Instances: 2, IntraOpThreads: 4, Quantization: "none",
-			MaxSequences: 16, MaxQueue: 128, ContextLength: 4096, Truncate: "left",
+			MaxSequences: 16, PrefillChunk: 512, MaxQueue: 128, ContextLength: 4096, Truncate: "left",
 			ChatTemplate: "{% for m in messages %}{{ m.content }}{% endfor %}",
 		}},
 		{"small", cfg.Models["small"], Model{
 			Name: "small", Kind: "causal-lm", Path: filepath.Join(dir, "tiny-llama"), Instances: 1, IntraOpThreads: 1, Quantization: "none",
-			MaxSequences: 8, MaxQueue: 64, Truncate: "error",
+			MaxSequences: 8, PrefillChunk: 512, MaxQueue: 64, Truncate: "error",
 		}},
 		{"DefaultModel", cfg.DefaultModel, "chat"},
 	}
@@ -543,7 +543,7 @@ func TestParseModels(t *testing.T) {
 	f(lm("b")+"\ndefault_model: \"c\"", `default_model: model "c" is not configured; add it under models or change default_model to one of: b`)
 	f(`models: b: {kind: "causal-lm", path: "m", max_sequences: 1025}`, "models.b.max_sequences: invalid value 1025 (out of bound <=1024)")
 	f(`models: b: {kind: "causal-lm", path: "m", max_queue: 0, context_length: 2}`, "")
-	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, quantization, max_sequences, max_queue, context_length, truncate, chat_template`)
+	f(`models: b: {kind: "causal-lm", path: "m", batching: enabled: false}`, `models.b.batching: field not allowed; known fields of a "causal-lm" model: kind, path, instances, intra_op_threads, request_timeout, scaling, quantization, max_sequences, prefill_chunk, max_queue, context_length, truncate, chat_template`)
 	f(`models: b: {kind: "causal-lm", path: "m", truncate: "right"}`, `models.b.truncate: invalid value "right" (must be one of "error", "left")`)
 	f(`models: b: {kind: "causal-lm"}`, "models.b.path: field is required but not present")
 	f(`models: b: {path: "m", max_queue: 1}`, "models.b.kind: field is required but not present")

@@ -218,6 +218,7 @@ func (m *Model) run(ctx context.Context, ids []int, req Request, onToken func(id
 		sampler: newSampler(&req, seed),
 		alone:   req.Seed != nil,
 		notify:  make(chan struct{}, 1),
+		id:      int(m.seqs.Add(1)),
 	}
 	if err := m.checkDeadline(ctx, maxNew); err != nil {
 		return Result{}, err

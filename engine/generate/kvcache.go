@@ -41,6 +41,22 @@ func (l *lane) repack(rows []cacheRow) error {
 	if !io.batchable && len(rows) > 1 {
 		return errors.New("internal error: batching a model that cannot be batched")
 	}
+	next, newLen, err := l.m.gather(rows)
+	if err != nil {
+		return err
+	}
+	l.dropPast()
+	for _, s := range l.active {
+		s.release()
+	}
+	l.past, l.pastLen = next, newLen
+	return nil
+}
+
+// gather copies rows into a new cache, each right-aligned to the longest,
+// and returns it with its length. The sources stay as they are.
+func (m *Model) gather(rows []cacheRow) ([]ort.Value, int, error) {
+	io := m.io
 	newLen := 0
 	for _, r := range rows {
 		newLen = max(newLen, r.n)
@@ -60,13 +76,18 @@ func (l *lane) repack(rows []cacheRow) error {
 			inner *= int(d)
 		}
 	}
+	// Copies move bytes: inner counts bytes below, whatever the element.
+	inner *= elemSize(io.cacheType)
 	next := make([]ort.Value, len(io.past))
 	for k := range io.past {
-		data := make([]float32, outer*len(rows)*mid*newLen*inner)
+		data := make([]byte, outer*len(rows)*mid*newLen*inner)
 		for b, r := range rows {
-			src := r.src[k].(*ort.Tensor[float32])
-			sd := src.GetData()
-			srcRows := int(src.GetShape()[io.batchAxis])
+			sd, err := floatBytes(r.src[k])
+			if err != nil {
+				destroyAll(next[:k])
+				return nil, 0, fmt.Errorf("cannot build the batched cache: %w", err)
+			}
+			srcRows := int(r.src[k].GetShape()[io.batchAxis])
 			for o := range outer {
 				for j := range mid {
 					from := (((o*srcRows+r.row)*mid+j)*r.srcLen + r.srcLen - r.n) * inner
@@ -75,21 +96,16 @@ func (l *lane) repack(rows []cacheRow) error {
 				}
 			}
 		}
-		t, err := ort.NewTensor(ort.Shape(slices.Clone(shape)), data)
+		t, err := newFloatTensor(io.cacheType, shape, data)
 		if err != nil {
 			for _, v := range next[:k] {
 				v.Destroy()
 			}
-			return fmt.Errorf("cannot build the batched cache: %w", err)
+			return nil, 0, fmt.Errorf("cannot build the batched cache: %w", err)
 		}
 		next[k] = t
 	}
-	l.dropPast()
-	for _, s := range l.active {
-		s.release()
-	}
-	l.past, l.pastLen = next, newLen
-	return nil
+	return next, newLen, nil
 }
 
 func sameValues(a, b []ort.Value) bool {

@@ -3,6 +3,7 @@ package generate
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -17,7 +18,10 @@ import (
 // which each row is left-padded to the longest; the cache tensors of one
 // step are the next step's past as long as the batch does not change, and
 // are repacked when a sequence joins or leaves. Its alone sequences each
-// keep their own cache and run on their own at every step.
+// keep their own cache and run on their own at every step. Its prefilling
+// sequences are being fed their prompts, at most prefillChunk tokens in
+// all per step, so that a long prompt never holds the others' next token
+// for longer than one chunk.
 type lane struct {
 	m    *Model
 	sess *ort.DynamicAdvancedSession
@@ -30,10 +34,12 @@ type lane struct {
 	done    chan struct{}
 
 	// Owned by the run goroutine.
-	active  []*seq
-	past    []ort.Value // batched cache of active, in io.past order
-	pastLen int
-	alone   []*seq
+	active     []*seq
+	past       []ort.Value // batched cache of active, in io.past order
+	pastLen    int
+	alone      []*seq
+	prefilling []*seq // in turn order: those not fed at the last step first
+	fedLast    int    // prefilling[fedLast:] were fed at the last step
 }
 
 func newLane(m *Model, s *ort.DynamicAdvancedSession) *lane {
@@ -70,7 +76,7 @@ func (l *lane) run() {
 		l.joining = nil
 		closing := l.closing
 		l.mu.Unlock()
-		if len(joining) == 0 && len(l.active) == 0 && len(l.alone) == 0 {
+		if len(joining) == 0 && len(l.active) == 0 && len(l.alone) == 0 && len(l.prefilling) == 0 {
 			if closing {
 				l.dropPast()
 				return
@@ -108,43 +114,166 @@ func (l *lane) safeStep(joining []*seq) {
 				l.finish(s, "", err)
 			}
 			l.failAll(err)
+			for _, s := range l.prefilling {
+				l.finish(s, "", err)
+			}
+			l.prefilling, l.fedLast = nil, 0
 		}
 	}()
 	l.step(joining)
 }
 
-// step prefills the joining sequences, then runs one decode step for all
-// of the lane's: one batch for those that share it, one run each for those
-// decoded alone (seeded ones, and every one of a model that cannot be
-// batched).
+// step feeds the prefilling sequences (the joining ones last) one chunk
+// of prompt, then runs one decode step for all of the lane's: one batch
+// for those that share it, one run each for those decoded alone (seeded
+// ones, and every one of a model that cannot be batched). A sequence whose
+// prompt is in joins them at this step.
 func (l *lane) step(joining []*seq) {
-	var batched, alone []*seq
-	for _, s := range joining {
+	// Newcomers go after those that waited but before those just fed.
+	l.prefilling = slices.Concat(l.prefilling[:l.fedLast], joining, l.prefilling[l.fedLast:])
+	var batched []*seq
+	for _, s := range l.prefillStep() {
 		if s.alone || !l.m.io.batchable {
-			alone = append(alone, s)
+			l.alone = append(l.alone, s)
 		} else {
 			batched = append(batched, s)
 		}
 	}
 	l.batchStep(batched)
-	l.soloStep(alone)
+	l.soloStep()
 }
 
-// batchStep prefills the joining sequences, then runs one decode step for
-// all active ones in one batch.
-func (l *lane) batchStep(joining []*seq) {
-	changed := false
-	for _, s := range joining {
+// prefillStep feeds the prefilling sequences at most prefillChunk prompt
+// tokens in all, in turn: one whose prompt is not all in goes behind
+// those still waiting and those yet to come, so every prompt advances at
+// least every few steps and none starves (sequences come at most
+// max_sequences at a time). It returns the sequences whose prompts are in and that
+// go on, each with its first token. A model that cannot be batched takes
+// each prompt whole, as its cache cannot be trusted to grow in parts.
+func (l *lane) prefillStep() (ready []*seq) {
+	budget := l.m.prefillChunk
+	chunked := l.m.io.batchable && budget > 0
+	type part struct {
+		s *seq
+		n int
+	}
+	var plan, whole []part
+	var behind []*seq
+	kept := l.prefilling[:0]
+	for _, s := range l.prefilling {
 		if s.cancelled.Load() {
+			// A long prompt is not read on for a caller that gave up.
 			l.finish(s, "", errCancelled)
 			continue
 		}
-		if !l.prefill(s) {
+		n := len(s.ids) - s.fed
+		if chunked {
+			if budget <= 0 {
+				kept = append(kept, s)
+				continue
+			}
+			n = min(n, budget)
+			budget -= n
+		}
+		if l.m.io.batchable && !s.alone && s.fed == 0 && n == len(s.ids) {
+			whole = append(whole, part{s, n})
+		} else {
+			plan = append(plan, part{s, n})
+		}
+	}
+	clear(l.prefilling[len(kept):])
+	// Short prompts that came together go in one run: for a model whose
+	// step costs its weights, as many as one. Padded to the longest, the
+	// run still feeds at most prefillChunk positions, which bound its
+	// logits.
+	var group []*seq
+	longest := 0
+	for _, p := range whole {
+		if n := max(longest, p.n); (len(group)+1)*n <= l.m.prefillChunk {
+			group, longest = append(group, p.s), n
+		} else {
+			plan = append(plan, p)
+		}
+	}
+	if len(group) > 1 {
+		ready = append(ready, l.feedTogether(group)...)
+	} else if len(group) == 1 {
+		plan = append([]part{{group[0], len(group[0].ids)}}, plan...)
+	}
+	for _, p := range plan {
+		in, goes := l.feed(p.s, p.n)
+		switch {
+		case !goes:
+		case in:
+			ready = append(ready, p.s)
+		default:
+			behind = append(behind, p.s)
+		}
+	}
+	l.prefilling, l.fedLast = append(kept, behind...), len(kept)
+	return ready
+}
+
+// feedTogether runs the whole prompts of group in one batch, left-padded
+// to the longest as a decode step pads its rows, and gives each sequence
+// its own copy of its cache rows, as feed would have left it. It returns
+// the sequences that go on, each with its first token.
+func (l *lane) feedTogether(group []*seq) (ready []*seq) {
+	longest := 0
+	for _, s := range group {
+		longest = max(longest, len(s.ids))
+	}
+	ids := make([][]int, len(group))
+	pos := make([][]int, len(group))
+	pads := make([]int, len(group))
+	rows := make([]int, len(group))
+	for i, s := range group {
+		pads[i], rows[i] = longest-len(s.ids), i
+		ids[i] = append(make([]int, pads[i], longest), s.ids...)
+		pos[i] = append(make([]int, pads[i], longest), positions(0, len(s.ids))...)
+	}
+	out, err := l.runModel(ids, pos, nil, 0, rows, pads)
+	if err == nil && out.presentLen != longest {
+		destroyAll(out.present)
+		err = fmt.Errorf("model %q: the cache after %d prompt tokens holds %d positions", l.m.opts.Name, longest, out.presentLen)
+	}
+	if err != nil {
+		for _, s := range group {
+			l.finish(s, "", err)
+		}
+		return nil
+	}
+	defer destroyAll(out.present)
+	for i, s := range group {
+		own, n, err := l.m.gather([]cacheRow{{src: out.present, row: i, srcLen: longest, n: len(s.ids)}})
+		if err != nil {
+			l.finish(s, "", err)
 			continue
 		}
-		l.active = append(l.active, s)
-		changed = true
+		if l.m.onEvent != nil {
+			l.m.event(Event{Kind: "prefill", Seq: s.id, Tokens: len(s.ids), Batch: seqIDs(group)})
+		}
+		s.own, s.ownLen, s.fed, s.cached = own, n, len(s.ids), len(s.ids)
+		if l.advance(s, out.logits[i]) {
+			ready = append(ready, s)
+		}
 	}
+	return ready
+}
+
+func seqIDs(seqs []*seq) []int {
+	ids := make([]int, len(seqs))
+	for i, s := range seqs {
+		ids[i] = s.id
+	}
+	return ids
+}
+
+// batchStep adds the joining sequences, their prompts in, to the active
+// ones and runs one decode step for all of them in one batch.
+func (l *lane) batchStep(joining []*seq) {
+	changed := len(joining) > 0
+	l.active = append(l.active, joining...)
 	// Drop the sequences the caller gave up on.
 	kept := l.active[:0]
 	var rows []cacheRow
@@ -194,49 +323,34 @@ func (l *lane) failAll(err error) {
 	l.alone = l.alone[:0]
 }
 
-// prefill runs s's prompt alone with an empty past, samples its first
-// token and keeps its cache for it to join the batch. It reports whether s
-// goes on. A long prompt goes in chunks of prefillChunk tokens, each with
-// the cache of the ones before: the logits of a step cover every position
-// it feeds, and for a long prompt and a large vocabulary those would not
-// fit in memory at once.
-func (l *lane) prefill(s *seq) bool {
-	chunk := len(s.ids)
-	if l.m.io.batchable && l.m.prefillChunk > 0 {
-		chunk = l.m.prefillChunk
+// feed runs the next n tokens of s's prompt on their own, with the cache
+// of the ones before (none for the first). A step's logits cover every
+// position it feeds, so n also bounds their memory, which for a long
+// prompt and a large vocabulary would not fit at once. Once the prompt is
+// all in, feed samples the first token, and s's cache waits for it to join
+// the batch. It reports whether the prompt is in, and whether s goes on.
+func (l *lane) feed(s *seq, n int) (in, goes bool) {
+	from, end := s.fed, s.fed+n
+	out, err := l.runModel([][]int{s.ids[from:end]}, [][]int{positions(from, end)}, s.own, s.ownLen, []int{0}, nil)
+	if err != nil {
+		l.finish(s, "", err)
+		return false, false
 	}
-	var past []ort.Value
-	pastLen := 0
-	for done := 0; done < len(s.ids); {
-		if done > 0 && s.cancelled.Load() {
-			// A long prompt is not read on for a caller that gave up.
-			destroyAll(past)
-			l.finish(s, "", errCancelled)
-			return false
-		}
-		end := min(done+chunk, len(s.ids))
-		out, err := l.runModel([][]int{s.ids[done:end]}, [][]int{positions(done, end)}, past, pastLen, []int{0}, nil)
-		destroyAll(past)
-		if err != nil {
-			l.finish(s, "", err)
-			return false
-		}
-		past, pastLen = out.present, out.presentLen
-		if l.m.io.batchable && pastLen != end {
-			destroyAll(past)
-			l.finish(s, "", fmt.Errorf("model %q: the cache after %d prompt tokens holds %d positions", l.m.opts.Name, end, pastLen))
-			return false
-		}
-		if done = end; done == len(s.ids) {
-			s.own, s.ownLen = past, pastLen
-			s.cached = len(s.ids)
-			if !l.m.io.batchable {
-				s.cached = pastLen
-			}
-			return l.advance(s, out.logits[0])
-		}
+	s.release()
+	l.m.event(Event{Kind: "prefill", Seq: s.id, Tokens: n})
+	s.own, s.ownLen, s.fed = out.present, out.presentLen, end
+	if l.m.io.batchable && s.ownLen != end {
+		l.finish(s, "", fmt.Errorf("model %q: the cache after %d prompt tokens holds %d positions", l.m.opts.Name, end, s.ownLen))
+		return false, false
 	}
-	return false
+	if end < len(s.ids) {
+		return false, true
+	}
+	s.cached = len(s.ids)
+	if !l.m.io.batchable {
+		s.cached = s.ownLen
+	}
+	return true, l.advance(s, out.logits[0])
 }
 
 // advance samples the next token of s from logits and reports whether s
@@ -274,6 +388,9 @@ func (l *lane) decodeStep() {
 		return
 	}
 	l.m.observeBatch(len(l.active))
+	if l.m.onEvent != nil {
+		l.m.event(Event{Kind: "decode", Tokens: len(l.active), Batch: seqIDs(l.active)})
+	}
 	want := l.pastLen + 1
 	l.dropPast()
 	l.past, l.pastLen = out.present, out.presentLen
@@ -306,21 +423,14 @@ func (l *lane) decodeStep() {
 	}
 }
 
-// soloStep prefills the joining sequences, then runs each alone sequence
-// on its own with its own cache, in turns. That is how every sequence of a
+// soloStep runs each alone sequence on its own with its own cache, in
+// turns. That is how every sequence of a
 // model whose outputs do not follow the batch size or that takes no
 // position ids runs, as left padding cannot be trusted there; and how a
 // seeded one runs, as its logits in a batch would not be bit for bit those
 // it gets alone (its row is padded to the longest) and a seed must give
 // the same text whatever else the lane runs.
-func (l *lane) soloStep(joining []*seq) {
-	for _, s := range joining {
-		if s.cancelled.Load() {
-			l.finish(s, "", errCancelled)
-		} else if l.prefill(s) {
-			l.alone = append(l.alone, s)
-		}
-	}
+func (l *lane) soloStep() {
 	kept := l.alone[:0]
 	for _, s := range l.alone {
 		if s.cancelled.Load() {
@@ -333,6 +443,7 @@ func (l *lane) soloStep(joining []*seq) {
 			continue
 		}
 		l.m.observeBatch(1)
+		l.m.event(Event{Kind: "decode", Tokens: 1, Batch: []int{s.id}})
 		s.release()
 		s.own, s.ownLen = out.present, out.presentLen
 		s.cached = out.presentLen

@@ -4,8 +4,10 @@
 //
 // Every model has one scheduler lane per ONNX Runtime session. A lane runs
 // continuous batching: each decode step feeds all of its active sequences
-// in one batch, their caches left-padded to a common length; a new sequence
-// is prefilled alone and joins at the next step, a finished one leaves. A
+// in one batch, their caches left-padded to a common length; a new
+// sequence's prompt is fed on its own in chunks between decode steps (at
+// most prefill_chunk tokens per step for all prompts), and it joins the
+// batch once its prompt is in; a finished one leaves. A
 // seeded sequence is decoded on its own beside the batch, so that its
 // seed reproduces its text whatever else runs.
 package generate
@@ -18,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -60,6 +63,14 @@ type Options struct {
 	Truncate string
 	// ChatTemplate replaces tokenizer_config.json's chat_template.
 	ChatTemplate string
+	// PrefillChunk is the most prompt tokens a lane feeds between two
+	// decode steps, shared by the prompts it is reading: a long prompt
+	// goes in chunks, each followed by a decode step of the running
+	// sequences, so it delays their next token by at most one chunk. It
+	// also bounds a prefill's logits to PrefillChunk × vocabulary floats.
+	// Default 512. (A model that cannot be batched reads each prompt
+	// whole.)
+	PrefillChunk int
 	// Metrics receives the model's series; nil keeps them unexported.
 	Metrics *metrics.Set
 	// Clock times the tokens and generations the model's service time is
@@ -95,9 +106,9 @@ type Model struct {
 	// time of a generation that ran to its end, from its slot on: what
 	// deadline-aware admission estimates from.
 	token, whole engine.ServiceTime
-	// prefillChunk is the most prompt tokens fed in one step,
-	// defaultPrefillChunk; a field rather than the constant so that tests
-	// can prefill the tiny test models' short prompts in several chunks.
+	// prefillChunk is Options.PrefillChunk, a field of its own so that
+	// tests can prefill the tiny test models' short prompts in several
+	// chunks.
 	prefillChunk int
 	// beforeStep, nil outside tests, runs in the lane before each step. It
 	// stays because nothing else can hold the decode loop: a lane runs
@@ -105,6 +116,28 @@ type Model struct {
 	// without it a test cannot make sequences wait for a slot, or join a
 	// batch at a known step, without racing the loop.
 	beforeStep func()
+	// onEvent, nil outside tests, is told of each prefill chunk and
+	// decode step as the lane runs it, so a test can assert on their
+	// order rather than on the clock.
+	onEvent func(Event)
+	seqs    atomic.Int64 // sequences so far, for their Event ids
+}
+
+// Event is one run of the model in a lane, as onEvent learns of it: Kind
+// "prefill" fed Tokens prompt tokens of sequence Seq (in one run with the
+// whole prompts of Batch, if it is set; one event per sequence); "decode"
+// fed one token to each of the Tokens sequences in Batch.
+type Event struct {
+	Kind   string
+	Seq    int
+	Tokens int
+	Batch  []int
+}
+
+func (m *Model) event(e Event) {
+	if m.onEvent != nil {
+		m.onEvent(e)
+	}
 }
 
 // observeBatch records the size of one decode step.
@@ -125,7 +158,9 @@ type ioSpec struct {
 	present                 []int // output indices in the same order
 	logits                  int
 	packed                  bool
-	pastShape               []int64 // declared shape of a past input; -1 dynamic
+	pastShape               []int64                   // declared shape of a past input; -1 dynamic
+	logitsShape             []int64                   // declared shape of the logits
+	cacheType, logitsType   ort.TensorElementDataType // float32 or float16
 	batchAxis, seqAxis      int
 	batchable               bool // outputs follow the batch; left padding is safe
 }
@@ -171,7 +206,10 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %q (%s): %w", opts.Name, path, err)
 	}
-	m := &Model{opts: opts, cfg: cfg, io: spec, vocab: vocab, eos: map[int]bool{}, prefillChunk: defaultPrefillChunk}
+	m := &Model{opts: opts, cfg: cfg, io: spec, vocab: vocab, eos: map[int]bool{}, prefillChunk: opts.PrefillChunk}
+	if m.prefillChunk <= 0 {
+		m.prefillChunk = defaultPrefillChunk
+	}
 	m.pool.path = path
 	for _, id := range cfg.eos {
 		m.eos[id] = true
@@ -283,10 +321,11 @@ func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, erro
 	if s.logits = find(outs, c.logits); s.logits < 0 {
 		return nil, 0, fmt.Errorf("the model has no output %q", c.logits)
 	}
-	if outs[s.logits].DataType != ort.TensorElementDataTypeFloat {
-		return nil, 0, fmt.Errorf("output %q has element type %s; only float32 logits are supported", c.logits, outs[s.logits].DataType)
+	if s.logitsType = outs[s.logits].DataType; !floatType(s.logitsType) {
+		return nil, 0, fmt.Errorf("output %q has element type %s; only float32 and float16 logits are supported", c.logits, outs[s.logits].DataType)
 	}
 	ld := outs[s.logits].Dimensions
+	s.logitsShape = slices.Clone([]int64(ld))
 	if len(ld) != 2 && len(ld) != 3 {
 		return nil, 0, fmt.Errorf("output %q has %d dimensions; want [batch, seq, vocab]", c.logits, len(ld))
 	}
@@ -354,8 +393,11 @@ func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, erro
 			if !ok {
 				return nil, 0, fmt.Errorf("the model has no output %q", fmt.Sprintf(presentPats[k].pattern, l))
 			}
-			if ins[i].DataType != ort.TensorElementDataTypeFloat || outs[o].DataType != ort.TensorElementDataTypeFloat {
-				return nil, 0, fmt.Errorf("past %q has element type %s; only float32 caches are supported", ins[i].Name, ins[i].DataType)
+			if s.cacheType == 0 {
+				s.cacheType = ins[i].DataType
+			}
+			if !floatType(ins[i].DataType) || ins[i].DataType != s.cacheType || outs[o].DataType != s.cacheType {
+				return nil, 0, fmt.Errorf("past %q has element type %s and present %q %s; the cache must be float32 or float16 throughout", ins[i].Name, ins[i].DataType, outs[o].Name, outs[o].DataType)
 			}
 			s.past = append(s.past, i)
 			s.present = append(s.present, o)
@@ -389,6 +431,11 @@ func bindIO(c *modelConfig, ins, outs []ort.InputOutputInfo) (*ioSpec, int, erro
 	// Left padding is only safe if positions are given explicitly and
 	// the outputs follow the batch size rather than being fixed.
 	s.batchable = s.pos >= 0 && ld[0] < 0 && outs[s.present[0]].Dimensions[s.batchAxis] < 0
+	if !s.batchable && (s.cacheType != ort.TensorElementDataTypeFloat || s.logitsType != ort.TensorElementDataTypeFloat) {
+		// Float16 outputs are allocated by the lane, which needs their
+		// shapes before the run: a batchable model's.
+		return nil, 0, fmt.Errorf("a float16 cache or logits needs position_ids and outputs with a dynamic batch dimension; this model has neither, so export it with float32 I/O")
+	}
 	return s, vocab, nil
 }
 

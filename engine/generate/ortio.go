@@ -3,6 +3,7 @@ package generate
 import (
 	"fmt"
 	"slices"
+	"unsafe"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -24,7 +25,13 @@ func (l *lane) runModel(ids, pos [][]int, past []ort.Value, pastLen int, rows, p
 	if err != nil {
 		return runOutput{}, err
 	}
-	out := make([]ort.Value, len(l.m.io.outputNames))
+	out, err := l.m.outputTensors(len(ids), len(ids[0]), pastLen)
+	if err != nil {
+		return runOutput{}, err
+	}
+	if out == nil {
+		out = make([]ort.Value, len(l.m.io.outputNames))
+	}
 	if err := l.sess.Run(in, out); err != nil {
 		destroyAll(out)
 		return runOutput{}, fmt.Errorf("model %q: %w", l.m.opts.Name, err)
@@ -88,7 +95,7 @@ func (m *Model) inputs(ids, pos [][]int, past []ort.Value, pastLen int, pads []i
 	shape[io.batchAxis] = int64(b)
 	shape[io.seqAxis] = 0
 	for _, k := range io.past {
-		v, err := ort.NewTensor(ort.Shape(slices.Clone(shape)), []float32{})
+		v, err := newFloatTensor(io.cacheType, shape, nil)
 		if err := add(k, v, err); err != nil {
 			return nil, owned, err
 		}
@@ -111,13 +118,19 @@ func (m *Model) outputs(out []ort.Value, b, n int, rows []int) (runOutput, error
 		destroyAll(res.present)
 		return runOutput{}, fmt.Errorf("model %q: %w", m.opts.Name, err)
 	}
-	lt, ok := out[io.logits].(*ort.Tensor[float32])
-	if !ok {
-		return fail(fmt.Errorf("logits are %T, want float32", out[io.logits]))
+	lt := out[io.logits]
+	raw, err := floatBytes(lt)
+	if err != nil {
+		return fail(fmt.Errorf("logits: %w", err))
 	}
-	// Keep the logits tensor's memory: the rows below point into it and
-	// outlive Destroy, which only releases the ORT value.
-	shape, data := lt.GetShape(), lt.GetData()
+	// Float32 rows point into the logits tensor's Go memory, which
+	// outlives Destroy (that only releases the ORT value); float16 rows
+	// are widened into new slices.
+	var data []float32
+	if io.logitsType == ort.TensorElementDataTypeFloat {
+		data = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(raw))), len(raw)/4)
+	}
+	shape := lt.GetShape()
 	rowsIn, seqLen, v := int(shape[0]), 1, int(shape[len(shape)-1])
 	if len(shape) == 3 {
 		seqLen = int(shape[1])
@@ -130,7 +143,13 @@ func (m *Model) outputs(out []ort.Value, b, n int, rows []int) (runOutput, error
 			return fail(fmt.Errorf("logits have shape %v for a batch of %d", shape, b))
 		}
 		off := (r*seqLen + seqLen - 1) * v
-		res.logits = append(res.logits, data[off:off+v:off+v])
+		if data != nil {
+			res.logits = append(res.logits, data[off:off+v:off+v])
+			continue
+		}
+		row := make([]float32, v)
+		halfToFloat(row, raw[2*off:2*(off+v)])
+		res.logits = append(res.logits, row)
 	}
 	ps := res.present[0].GetShape()
 	if len(ps) != len(io.pastShape) {
@@ -138,8 +157,8 @@ func (m *Model) outputs(out []ort.Value, b, n int, rows []int) (runOutput, error
 	}
 	res.presentLen = int(ps[io.seqAxis])
 	for _, p := range res.present {
-		if _, ok := p.(*ort.Tensor[float32]); !ok {
-			return fail(fmt.Errorf("present is %T, want float32", p))
+		if _, err := floatBytes(p); err != nil {
+			return fail(fmt.Errorf("present: %w", err))
 		}
 	}
 	return res, nil

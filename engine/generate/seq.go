@@ -16,7 +16,9 @@ type seq struct {
 	sampler *sampler
 	cached  int // positions in this sequence's cache
 	own     []ort.Value
-	ownLen  int // the cache length of own, after prefill
+	ownLen  int // the cache length of own, during and after prefill
+	fed     int // prompt tokens in own, during prefill
+	id      int // the model's count of sequences when this one came: for Event
 	// alone keeps the sequence out of decode batches, so that its logits
 	// do not depend on what else runs: set for a seeded request.
 	alone bool

@@ -48,6 +48,7 @@ var presets = []Preset{
 	{Name: "tiny-llama-int4", Build: func() *onnxpb.ModelProto { return TinyLlamaInt4().Model("tiny-llama-int4") }, Files: func() map[string][]byte { return TinyLlama().Files() }},
 	{Name: "tiny-bert", Committed: true, Build: func() *onnxpb.ModelProto { return TinyBert().Model() }, Files: func() map[string][]byte { return TinyBert().Files() }},
 	{Name: "big-mlp", Committed: false, Build: func() *onnxpb.ModelProto { return BigMLP().Model(MLPOptions{Name: "big-mlp"}) }},
+	{Name: "bench-llama", Committed: false, Build: func() *onnxpb.ModelProto { return BenchLlama().Llama.Model("bench-llama") }, Files: benchLlamaFiles},
 }
 
 // Presets returns the example models in a fixed order.

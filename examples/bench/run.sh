@@ -18,7 +18,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break; sleep 0.2; done
 
-echo "date: $(date -u +%F)  nproc: $(nproc)  cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "date: $(date -u +%F)  nproc: $(nproc)  cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)  load: $(cut -d" " -f1-3 /proc/loadavg)"
 echo
 echo "| model | body | batching | clients | req/s (= rows/s) | p50 ms | p99 ms | non-200 |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -54,3 +54,4 @@ trap - EXIT
 echo
 echo "in-process ceiling (go test -run XXX -bench SessionCeiling -benchtime 3s ./engine/):"
 go test -run XXX -bench 'SessionCeiling' -benchtime 3s ./engine/ | grep -E '^Benchmark'
+echo "load after: $(cut -d" " -f1-3 /proc/loadavg)"

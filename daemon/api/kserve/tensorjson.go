@@ -136,7 +136,7 @@ func appendElement(out []byte, dt engine.DataType, tok []byte) ([]byte, error) {
 			return append(out, 0), nil
 		}
 		return nil, fmt.Errorf("%s is not a BOOL (true, false, 1 or 0)", route.Quote(s))
-	case engine.FP32, engine.FP64:
+	case engine.FP16, engine.FP32, engine.FP64:
 		if len(s) > 0 && (s[0] == 'N' || s[0] == 'I' || s[0] == 'i' || s[0] == 'n' || s[0] == '+' || (s[0] == '-' && len(s) > 1 && (s[1] == 'I' || s[1] == 'i'))) {
 			return nil, fmt.Errorf("%s is not a JSON number", route.Quote(s))
 		}
@@ -147,6 +147,13 @@ func appendElement(out []byte, dt engine.DataType, tok []byte) ([]byte, error) {
 		f, err := strconv.ParseFloat(s, bits)
 		if err != nil {
 			return nil, fmt.Errorf("%s is not a %s number", route.Quote(s), dt)
+		}
+		if dt == engine.FP16 {
+			h, ok := engine.FloatToHalf(f)
+			if !ok {
+				return nil, fmt.Errorf("%s is not a %s number", route.Quote(s), dt)
+			}
+			return le.AppendUint16(out, h), nil
 		}
 		if dt == engine.FP32 {
 			return le.AppendUint32(out, math.Float32bits(float32(f))), nil
@@ -191,6 +198,10 @@ func appendData(b []byte, t engine.Tensor) []byte {
 		switch t.DataType {
 		case engine.Bool:
 			b = strconv.AppendBool(b, e[0] != 0)
+		case engine.FP16:
+			// Every FP16 is a float32; its shortest float32 text reads
+			// back as the same FP16.
+			b = appendFloat(b, float64(engine.HalfToFloat(le.Uint16(e))), 32)
 		case engine.FP32:
 			b = appendFloat(b, float64(math.Float32frombits(le.Uint32(e))), 32)
 		case engine.FP64:
