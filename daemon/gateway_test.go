@@ -180,7 +180,7 @@ func TestGatewayAttacks(t *testing.T) {
 	cases := []attack{
 		{name: "no credential", path: infer, headers: hdr(), status: 401, code: "missing_credential"},
 		{name: "garbled key", path: infer, headers: hdr("X-API-Key", "hello"), status: 401, code: "malformed_key"},
-		{name: "key with a changed secret", path: infer, headers: hdr("X-API-Key", f.keys["team-a"][:len(f.keys["team-a"])-1]+"x"), status: 401, code: "invalid_api_key"},
+		{name: "key with a changed secret", path: infer, headers: hdr("X-API-Key", changeLast(f.keys["team-a"])), status: 401, code: "invalid_api_key"},
 		{name: "unknown key", path: infer, headers: hdr("X-API-Key", gate.NewKey()), status: 401, code: "invalid_api_key"},
 		{name: "expired key", path: infer, headers: key("old"), status: 401, code: "key_expired"},
 		{name: "not yet valid key", path: infer, headers: key("future"), status: 401, code: "key_not_yet_valid"},
@@ -408,4 +408,14 @@ func TestOpenAIClientWithKey(t *testing.T) {
 	if code != 403 && code != 404 {
 		t.Errorf("an unknown model: %d %s", code, body)
 	}
+}
+
+// changeLast returns key with its last character changed: to "x", or to
+// "y" for a key that already ends in "x".
+func changeLast(key string) string {
+	last := "x"
+	if strings.HasSuffix(key, "x") {
+		last = "y"
+	}
+	return key[:len(key)-1] + last
 }
