@@ -11,12 +11,9 @@ import (
 	"github.com/aiassist/aiassist/engine/modelgen"
 )
 
-// benchDecoder is the weights-dominated benchmark decoder's shape: 8
-// layers, hidden 768, vocab 32000 (about 106M parameters, 425 MB as FP32).
-var benchDecoder = modelgen.LlamaConfig{
-	VocabSize: 32000, HiddenSize: 768, NumLayers: 8, NumHeads: 12, NumKVHeads: 12, HeadDim: 64,
-	IntermediateSize: 2048, MaxPositions: 2048, RopeTheta: 10000, RMSNormEps: 1e-6,
-}
+// benchDecoder is the throughput benchmark's decoder, bench-llama: 8
+// layers, hidden 768 (12 heads, 4 kv heads), vocab 32000 (99M parameters).
+var benchDecoder = modelgen.BenchLlamaConfig
 
 // decodeStream runs greedy decoding with a KV cache for streams
 // sequences at once through one session.
