@@ -91,7 +91,7 @@ func pull(args []string, stdout, stderr io.Writer) int {
 		size += p.Size
 	}
 	fmt.Fprintf(stderr, "%s (%s, %s): %d files, %s; %d downloaded (%s), the others were in place\n",
-		ref, res.Selection.Layout, res.Selection.Variant, len(res.Selection.Files), humanBytes(size), res.Downloaded, humanBytes(res.Bytes))
+		ref, res.Selection.Layout, res.Selection.Variant, len(res.Selection.Files), hub.HumanBytes(size), res.Downloaded, hub.HumanBytes(res.Bytes))
 	fit := fitContext(target, res.Selection, size, memAvailable())
 	fmt.Fprintf(stdout, `// Append to the config (default %s), then run aiassistd check:
 models: %q: {
@@ -147,7 +147,7 @@ func fitContext(dir string, sel *hub.Selection, weights, available int64) contex
 		return contextFit{2048, "a guess: the model's config gives neither its maximum nor its layer shape"}
 	case available <= 0 && max > 0:
 		return contextFit{max, "the model's maximum; MemAvailable is unknown here, so check the KV cache fits: " +
-			humanBytes(perToken) + " per token per sequence"}
+			hub.HumanBytes(perToken) + " per token per sequence"}
 	case available <= 0:
 		return contextFit{2048, "a guess: neither the model's maximum nor MemAvailable is known"}
 	}
@@ -174,7 +174,7 @@ func fitContext(dir string, sel *hub.Selection, weights, available int64) contex
 		}
 	}
 	return contextFit{int(n), fmt.Sprintf("%s: %d sequences × %d tokens × %s of KV cache = %s; MemAvailable %s, weights %s",
-		why, maxSequences, n, humanBytes(perToken), humanBytes(maxSequences*n*perToken), humanBytes(available), humanBytes(weights))}
+		why, maxSequences, n, hub.HumanBytes(perToken), hub.HumanBytes(maxSequences*n*perToken), hub.HumanBytes(available), hub.HumanBytes(weights))}
 }
 
 type modelShape struct{ layers, kvHeads, headDim, maxLength int }
@@ -258,18 +258,6 @@ func parseMemAvailable(meminfo string) int64 {
 	return 0
 }
 
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
 // newProgress shows a bar per file on a terminal and plain lines (every
 // tenth of a file) otherwise, so logs of a scripted pull stay readable.
 func newProgress(w io.Writer) hub.Progress {
@@ -318,9 +306,9 @@ type lineProgress struct {
 func (p *lineProgress) Start(name string, size, have int64) io.Writer {
 	p.name, p.size, p.done, p.shown = name, size, have, have
 	if have > 0 {
-		fmt.Fprintf(p.w, "%s: resuming at %s of %s\n", name, humanBytes(have), humanBytes(size))
+		fmt.Fprintf(p.w, "%s: resuming at %s of %s\n", name, hub.HumanBytes(have), hub.HumanBytes(size))
 	} else {
-		fmt.Fprintf(p.w, "%s: %s\n", name, humanBytes(size))
+		fmt.Fprintf(p.w, "%s: %s\n", name, hub.HumanBytes(size))
 	}
 	return p
 }
@@ -329,14 +317,14 @@ func (p *lineProgress) Write(b []byte) (int, error) {
 	p.done += int64(len(b))
 	if step := p.size / 10; step > 1<<20 && p.done-p.shown >= step && p.done < p.size {
 		p.shown = p.done
-		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.name, p.done*100/p.size, humanBytes(p.done), humanBytes(p.size))
+		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.name, p.done*100/p.size, hub.HumanBytes(p.done), hub.HumanBytes(p.size))
 	}
 	return len(b), nil
 }
 
 func (p *lineProgress) Done(name string, err error) {
 	if err != nil {
-		fmt.Fprintf(p.w, "%s: interrupted at %s of %s\n", name, humanBytes(p.done), humanBytes(p.size))
+		fmt.Fprintf(p.w, "%s: interrupted at %s of %s\n", name, hub.HumanBytes(p.done), hub.HumanBytes(p.size))
 		return
 	}
 	fmt.Fprintf(p.w, "%s: done\n", name)

@@ -70,7 +70,7 @@ func (c *Client) Pull(ctx context.Context, ref Ref, variant, dir string) (*Resul
 		}
 	}
 	if free, ok := freeBytes(dir); ok && free < need {
-		return nil, fmt.Errorf("%s has %s free but the download needs %s more: free space there, or pull into another -dir", dir, human(free), human(need))
+		return nil, fmt.Errorf("%s has %s free but the download needs %s more: free space there, or pull into another -dir", dir, HumanBytes(free), HumanBytes(need))
 	}
 	// ONNX files go last: a daemon watching the folder sees a new decoder
 	// only once the data files it names are in place.
@@ -249,20 +249,20 @@ func (c *Client) fetchOnce(ctx context.Context, ref Ref, rev string, p Pick, tar
 		}
 		if err != nil {
 			if errors.Is(err, syscall.ENOSPC) {
-				return got, fmt.Errorf("the disk is full writing %s (%s of %s): free space in %s, or pull into another -dir; run pull again to resume", partial, human(have+got), human(p.Size), filepath.Dir(target))
+				return got, fmt.Errorf("the disk is full writing %s (%s of %s): free space in %s, or pull into another -dir; run pull again to resume", partial, HumanBytes(have+got), HumanBytes(p.Size), filepath.Dir(target))
 			}
 			var pe *os.PathError
 			if errors.As(err, &pe) {
 				return got, fmt.Errorf("cannot write %s: %w", partial, err)
 			}
-			return got, retryable{err: fmt.Errorf("the connection broke after %s of %s: %w", human(have+got), human(p.Size), err)}
+			return got, retryable{err: fmt.Errorf("the connection broke after %s of %s: %w", HumanBytes(have+got), HumanBytes(p.Size), err)}
 		}
 		if have+got > p.Size {
 			truncate(f)
 			return got, fmt.Errorf("%s: the server sent more than the %d bytes the listing gives; the partial download was deleted", p.Local, p.Size)
 		}
 		if have+got < p.Size {
-			return got, retryable{err: fmt.Errorf("the server sent %s of %s", human(have+got), human(p.Size))}
+			return got, retryable{err: fmt.Errorf("the server sent %s of %s", HumanBytes(have+got), HumanBytes(p.Size))}
 		}
 	}
 	if err := verify(f, p.File); err != nil {
@@ -451,7 +451,8 @@ func syncDir(dir string) {
 	}
 }
 
-func human(n int64) string {
+// HumanBytes says a size the way pull's messages do: "1.5 GiB", "12 B".
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
