@@ -65,8 +65,14 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("keygen: %v", err)
 	}
 	key, snippet, _ := strings.Cut(string(out), "\n")
+	out, err = exec.Command(binary, "keygen", "-name", "ops").Output()
+	if err != nil {
+		t.Fatalf("keygen: %v", err)
+	}
+	adminKey, adminSnippet, _ := strings.Cut(string(out), "\n")
 	authCfg := filepath.Join(dir, "auth.cue")
-	writeConfig(t, authCfg, fmt.Sprintf("listeners: [{address: \"127.0.0.1\", port: %d}]\n", authPort)+model+snippet)
+	writeConfig(t, authCfg, fmt.Sprintf("listeners: [{address: \"127.0.0.1\", port: %d}]\n", authPort)+model+snippet+adminSnippet+
+		"auth: api_keys: ops: scopes: [\"admin\"]\n")
 
 	open := start(t, openCfg)
 	auth := start(t, authCfg)
@@ -90,7 +96,7 @@ func TestBrowser(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		fmt.Sprintf("OPEN_URL=http://127.0.0.1:%d", openPort),
 		fmt.Sprintf("AUTH_URL=http://127.0.0.1:%d", authPort),
-		"GOOD_KEY="+key, "CONFIG_PATH="+openCfg, "GOOD_CONFIG="+good, "BAD_CONFIG="+bad, "SHOTS="+shots)
+		"GOOD_KEY="+key, "ADMIN_KEY="+adminKey, "CONFIG_PATH="+openCfg, "GOOD_CONFIG="+good, "BAD_CONFIG="+bad, "SHOTS="+shots)
 	got, err := cmd.CombinedOutput()
 	t.Logf("browser tests:\n%s", got)
 	if err != nil {
@@ -101,7 +107,7 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("screenshot %s was not taken", name)
 		}
 	}
-	if strings.Contains(auth.log.String(), key) || strings.Contains(open.log.String(), key) {
+	if strings.Contains(auth.log.String(), key) || strings.Contains(open.log.String(), key) || strings.Contains(auth.log.String(), adminKey) {
 		t.Error("the API key reached a log")
 	}
 }

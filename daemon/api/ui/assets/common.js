@@ -1,7 +1,9 @@
 // What both pages share: the API key (kept in sessionStorage, so it
 // leaves with the tab), calls to the API, and readable error messages.
 
-const KEY = "aiassist.key";
+// The status page keeps its own key (one with scope "admin"), so an
+// operator's key and a chat key in one browser do not replace each other.
+const KEY = location.pathname.startsWith("/status") ? "aiassist.admin-key" : "aiassist.key";
 
 export function getKey() {
 	return sessionStorage.getItem(KEY) || "";

@@ -4,6 +4,7 @@
 //   OPEN_URL     a daemon serving tiny-llama without auth
 //   AUTH_URL     a daemon whose inference needs an API key
 //   GOOD_KEY     a key AUTH_URL accepts
+//   ADMIN_KEY    a key of AUTH_URL with scope "admin"
 //   CONFIG_PATH  the config file of OPEN_URL, edited to test reloads
 //   GOOD_CONFIG, BAD_CONFIG  what to write there
 //   SHOTS        the folder screenshots go to
@@ -17,7 +18,7 @@ const env = (k) => {
 	if (!v) throw new Error("missing " + k);
 	return v;
 };
-const OPEN = env("OPEN_URL"), AUTH = env("AUTH_URL"), KEY = env("GOOD_KEY");
+const OPEN = env("OPEN_URL"), AUTH = env("AUTH_URL"), KEY = env("GOOD_KEY"), ADMIN_KEY = env("ADMIN_KEY");
 const CONFIG = env("CONFIG_PATH"), GOOD = env("GOOD_CONFIG"), BAD = env("BAD_CONFIG"), SHOTS = env("SHOTS");
 const TIMEOUT = 30000;
 
@@ -223,6 +224,29 @@ try {
 		const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
 		assert(outline !== "none", "the focused button shows no focus ring");
 		ok("chat page at 360 px");
+		await page.context().close();
+	}
+	// 7. Status with auth on: the chat key lacks "admin" and is refused with
+	// the reason; the admin key shows the page and is kept apart from the
+	// chat page's key.
+	{
+		const page = await newPage();
+		await page.goto(AUTH + "/chat");
+		await page.waitForSelector("#key-dialog[open]");
+		await page.fill("#key-input", KEY);
+		await page.click("#key-dialog button[type=submit]");
+		await page.waitForSelector("#model option", { state: "attached" });
+		await page.goto(AUTH + "/status");
+		await page.waitForSelector("#key-dialog[open]");
+		await page.fill("#key-input", KEY);
+		await page.click("#key-dialog button[type=submit]");
+		await page.waitForFunction(() => document.querySelector("#key-dialog").open && /admin/.test(document.querySelector("#key-message").textContent));
+		await page.fill("#key-input", ADMIN_KEY);
+		await page.click("#key-dialog button[type=submit]");
+		await page.waitForFunction(() => /^\d+$/.test(document.querySelector("#generation").textContent));
+		const keys = await page.evaluate(() => [sessionStorage.getItem("aiassist.key"), sessionStorage.getItem("aiassist.admin-key")]);
+		assert(keys[0] === KEY && keys[1] === ADMIN_KEY, "the two pages' keys are not kept apart");
+		ok("status page asks for an admin key");
 		await page.context().close();
 	}
 	assert(errors.length === 0, "page errors: " + errors.join("; "));
