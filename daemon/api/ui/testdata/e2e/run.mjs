@@ -205,6 +205,8 @@ try {
 		writeConfig(BAD);
 		await page.waitForFunction(() => /config\.cue:\d+:\d+/.test(document.querySelector("#reload-error").textContent));
 		assert((await page.textContent("#reload-result")) === "failure", "the failed reload is not shown as a failure");
+		// The in-process evaluator fires AiassistReloadFailed (for: 0 by default), and the page lists it.
+		await page.waitForFunction(() => [...document.querySelectorAll("#alerts tr")].some((tr) => /AiassistReloadFailed/.test(tr.textContent) && /firing/.test(tr.textContent)));
 		await page.waitForFunction(() => document.querySelector("#v-rate").textContent !== "–");
 		await page.screenshot({ path: join(SHOTS, "status.png"), fullPage: true });
 		ok("status page follows reloads");
