@@ -157,7 +157,7 @@ func start(opts Options) (*Daemon, error) {
 		defer close(d.watchdogDone)
 		d.watchdog(wctx)
 	}()
-	d.recordLoad("start", resultSuccess, "")
+	d.recordStart()
 	d.ready.Store(true)
 	cfg := d.current.Load().cfg
 	d.logger.Info("serving", "generation", 1, "config", cfg.Path, "models", cfg.ModelNames(),

@@ -132,8 +132,8 @@ func (d *Daemon) reload(source string) ReloadResult {
 		res.Result = resultSuccess
 		d.lastErr, d.lastSuccess = "", time.Now()
 	}
+	d.lastLoad = reloadStatus{Time: time.Now().UTC(), Source: source, Result: res.Result, Error: d.lastErr}
 	d.statusMu.Unlock()
-	d.recordLoad(source, res.Result, d.lastError())
 	d.reloadMetrics.reloads[res.Result].Inc()
 	switch res.Result {
 	case resultFailure:
@@ -148,14 +148,6 @@ func (d *Daemon) reload(source string) ReloadResult {
 	}
 	d.notify.ready(d.status())
 	return res
-}
-
-// lastError is the first line of the last reload's error, "" after a
-// success.
-func (d *Daemon) lastError() string {
-	d.statusMu.Lock()
-	defer d.statusMu.Unlock()
-	return d.lastErr
 }
 
 // drain closes old's models that next does not serve once old's last

@@ -69,12 +69,12 @@ type alertStatus struct {
 	FiredAt  *time.Time        `json:"fired_at,omitempty"`
 }
 
-// recordLoad keeps what the last load of the config did for the status
-// page.
-func (d *Daemon) recordLoad(source, result, errLine string) {
+// recordStart keeps the first load of the config for the status page;
+// reload records the later ones.
+func (d *Daemon) recordStart() {
 	d.statusMu.Lock()
 	defer d.statusMu.Unlock()
-	d.lastLoad = reloadStatus{Time: time.Now().UTC(), Source: source, Result: result, Error: errLine}
+	d.lastLoad = reloadStatus{Time: time.Now().UTC(), Source: "start", Result: resultSuccess}
 }
 
 // statusOf builds the status document; st is the state the request holds.

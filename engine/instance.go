@@ -7,11 +7,11 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// instance is one ONNX Runtime session with the run options that can stop
-// its run: ONNX Runtime checks the options' terminate flag between the
+// Session is one ONNX Runtime session with the run options that can stop
+// its run (a tensor model's instance, an embedding model's session): ONNX Runtime checks the options' terminate flag between the
 // nodes of a graph (and the iterations of a loop), so a run nobody waits
 // for any more ends within one node instead of running to its end.
-type instance struct {
+type Session struct {
 	sess *ort.DynamicAdvancedSession
 
 	mu      sync.Mutex
@@ -21,18 +21,19 @@ type instance struct {
 	stopped bool            // the live run was told to terminate
 }
 
-func newInstance(s *ort.DynamicAdvancedSession) *instance {
-	in := &instance{sess: s}
+// NewSession wraps s; Destroy destroys it.
+func NewSession(s *ort.DynamicAdvancedSession) *Session {
+	in := &Session{sess: s}
 	if o, err := ort.NewRunOptions(); err == nil {
 		in.opts = o
 	}
 	return in
 }
 
-// run runs the session; if ctx ends before the run does, ONNX Runtime is
+// Run runs the session; if ctx ends before the run does, ONNX Runtime is
 // told to terminate it. It reports whether it was, in which case err is
 // ONNX Runtime's error for a terminated run.
-func (in *instance) run(ctx context.Context, inputs, outputs []ort.Value) (stopped bool, err error) {
+func (in *Session) Run(ctx context.Context, inputs, outputs []ort.Value) (stopped bool, err error) {
 	in.mu.Lock()
 	in.runs++
 	n := in.runs
@@ -64,7 +65,8 @@ func (in *instance) run(ctx context.Context, inputs, outputs []ort.Value) (stopp
 	return stopped, err
 }
 
-func (in *instance) destroy() {
+// Destroy destroys the session and its run options.
+func (in *Session) Destroy() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.opts != nil {
@@ -72,4 +74,23 @@ func (in *instance) destroy() {
 		in.opts = nil
 	}
 	in.sess.Destroy()
+}
+
+// NewSessionOptions returns session options with the intra-op and
+// inter-op thread counts every model kind opens its sessions with (at
+// least 1 each). The caller destroys them.
+func NewSessionOptions(intraOp, interOp int) (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	if err := so.SetIntraOpNumThreads(max(intraOp, 1)); err != nil {
+		so.Destroy()
+		return nil, err
+	}
+	if err := so.SetInterOpNumThreads(max(interOp, 1)); err != nil {
+		so.Destroy()
+		return nil, err
+	}
+	return so, nil
 }

@@ -61,8 +61,8 @@ type TensorModel struct {
 	inputs    []IOInfo
 	outputs   []IOInfo
 	batched   bool
-	instances []*instance // guarded by pool.mu once loaded
-	free      chan *instance
+	instances []*Session // guarded by pool.mu once loaded
+	free      chan *Session
 	pool      tensorPool
 	queue     *batch.Queue[*request, []Tensor]
 	// service is the run time of a batch, which admission estimates from.
@@ -150,26 +150,20 @@ func LoadTensorModel(rt *Runtime, opts TensorModelOptions) (*TensorModel, error)
 		return nil, fmt.Errorf("model %q: %w", opts.Name, err)
 	}
 
-	so, err := ort.NewSessionOptions()
+	so, err := NewSessionOptions(opts.IntraOpThreads, opts.InterOpThreads)
 	if err != nil {
 		return nil, err
 	}
 	defer so.Destroy()
-	if err := so.SetIntraOpNumThreads(max(opts.IntraOpThreads, 1)); err != nil {
-		return nil, err
-	}
-	if err := so.SetInterOpNumThreads(max(opts.InterOpThreads, 1)); err != nil {
-		return nil, err
-	}
 	m.opts.MaxInstances = max(opts.MaxInstances, opts.Instances)
-	m.free = make(chan *instance, m.opts.MaxInstances)
+	m.free = make(chan *Session, m.opts.MaxInstances)
 	for range opts.Instances {
 		s, err := ort.NewDynamicAdvancedSession(opts.Path, names(m.inputs), names(m.outputs), so)
 		if err != nil {
 			m.destroySessions()
 			return nil, fmt.Errorf("cannot open a session for model %q: %w", opts.Name, err)
 		}
-		in := newInstance(s)
+		in := NewSession(s)
 		m.instances = append(m.instances, in)
 		m.free <- in
 	}
@@ -487,7 +481,7 @@ func (m *TensorModel) runBatch(ctx context.Context, reqs []*request) ([][]Tensor
 		return nil, fmt.Errorf("%w: %w", batch.ErrExpired, context.Cause(reqs[0].ctx))
 	}
 	start := m.opts.Clock()
-	stopped, err := in.run(ctx, inputs, outputs)
+	stopped, err := in.Run(ctx, inputs, outputs)
 	took := m.opts.Clock().Sub(start)
 	m.free <- in
 	if stopped {
@@ -596,7 +590,7 @@ func (m *TensorModel) destroySessions() {
 	m.pool.mu.Lock()
 	defer m.pool.mu.Unlock()
 	for _, in := range m.instances {
-		in.destroy()
+		in.Destroy()
 	}
 	m.instances = nil
 }

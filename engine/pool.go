@@ -57,24 +57,18 @@ func (m *TensorModel) AddInstance(ctx context.Context) error {
 	if n := m.Instances(); n >= m.opts.MaxInstances {
 		return fmt.Errorf("model %q has %d instances, its most: %w", m.opts.Name, n, ErrInstanceBounds)
 	}
-	so, err := ort.NewSessionOptions()
+	so, err := NewSessionOptions(m.opts.IntraOpThreads, m.opts.InterOpThreads)
 	if err != nil {
 		return err
 	}
 	defer so.Destroy()
-	if err := so.SetIntraOpNumThreads(max(m.opts.IntraOpThreads, 1)); err != nil {
-		return err
-	}
-	if err := so.SetInterOpNumThreads(max(m.opts.InterOpThreads, 1)); err != nil {
-		return err
-	}
 	s, err := ort.NewDynamicAdvancedSession(m.opts.Path, names(m.inputs), names(m.outputs), so)
 	if err != nil {
 		return fmt.Errorf("cannot open a session for model %q: %w", m.opts.Name, err)
 	}
-	in := newInstance(s)
+	in := NewSession(s)
 	if err := m.warm(ctx, in); err != nil {
-		in.destroy()
+		in.Destroy()
 		return fmt.Errorf("model %q: the new instance's warm-up inference failed: %w", m.opts.Name, err)
 	}
 	m.pool.mu.Lock()
@@ -99,7 +93,7 @@ func (m *TensorModel) RemoveInstance(ctx context.Context) error {
 		return fmt.Errorf("model %q has one instance left: %w", m.opts.Name, ErrInstanceBounds)
 	}
 	m.queue.RetireWorker()
-	var in *instance
+	var in *Session
 	select {
 	case in = <-m.free:
 	case <-ctx.Done():
@@ -114,12 +108,12 @@ func (m *TensorModel) RemoveInstance(ctx context.Context) error {
 		}
 	}
 	m.pool.mu.Unlock()
-	in.destroy()
+	in.Destroy()
 	return nil
 }
 
 // warm runs one inference on a zero input on in, outside the queue.
-func (m *TensorModel) warm(ctx context.Context, in *instance) error {
+func (m *TensorModel) warm(ctx context.Context, in *Session) error {
 	inputs := make([]ort.Value, len(m.inputs))
 	outputs := make([]ort.Value, len(m.outputs))
 	defer func() {
@@ -154,7 +148,7 @@ func (m *TensorModel) warm(ctx context.Context, in *instance) error {
 		}
 		inputs[i] = v
 	}
-	_, err := in.run(ctx, inputs, outputs)
+	_, err := in.Run(ctx, inputs, outputs)
 	return err
 }
 

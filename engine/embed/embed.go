@@ -147,8 +147,8 @@ type Model struct {
 	inputs    []string // the session's inputs, in order
 	types     []ort.TensorElementDataType
 	pooled    bool // the output is [batch, hidden], already pooled
-	sessions  chan *session
-	all       []*session
+	sessions  chan *engine.Session
+	all       []*engine.Session
 	queue     *batch.Queue[*job, [][]float32]
 	// service is the run time of a batch, which admission estimates from.
 	service engine.ServiceTime
@@ -221,25 +221,19 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %q (%s): %w", opts.Name, f.model, err)
 	}
-	so, err := ort.NewSessionOptions()
+	so, err := engine.NewSessionOptions(opts.IntraOpThreads, opts.InterOpThreads)
 	if err != nil {
 		return nil, err
 	}
 	defer so.Destroy()
-	if err := so.SetIntraOpNumThreads(max(opts.IntraOpThreads, 1)); err != nil {
-		return nil, err
-	}
-	if err := so.SetInterOpNumThreads(max(opts.InterOpThreads, 1)); err != nil {
-		return nil, err
-	}
-	m.sessions = make(chan *session, opts.Instances)
+	m.sessions = make(chan *engine.Session, opts.Instances)
 	for range opts.Instances {
 		s, err := ort.NewDynamicAdvancedSession(f.model, m.inputs, []string{output}, so)
 		if err != nil {
 			m.destroy()
 			return nil, fmt.Errorf("cannot open a session for model %q: %w", opts.Name, err)
 		}
-		ss := newSession(s)
+		ss := engine.NewSession(s)
 		m.all = append(m.all, ss)
 		m.sessions <- ss
 	}
@@ -658,7 +652,7 @@ func (m *Model) run(ctx context.Context, jobs []*job) ([][][]float32, error) {
 		return nil, fmt.Errorf("%w: %w", batch.ErrExpired, context.Cause(jobs[0].ctx))
 	}
 	start := m.opts.Clock()
-	stopped, err := s.run(ctx, inputs, outputs)
+	stopped, err := s.Run(ctx, inputs, outputs)
 	took := m.opts.Clock().Sub(start)
 	m.sessions <- s
 	if outputs[0] != nil {
@@ -772,7 +766,7 @@ func (m *Model) Close() {
 
 func (m *Model) destroy() {
 	for _, s := range m.all {
-		s.destroy()
+		s.Destroy()
 	}
 	m.all = nil
 }

@@ -233,17 +233,11 @@ func Load(rt *engine.Runtime, opts Options) (*Model, error) {
 		}
 	}
 
-	so, err := ort.NewSessionOptions()
+	so, err := engine.NewSessionOptions(opts.IntraOpThreads, opts.InterOpThreads)
 	if err != nil {
 		return nil, err
 	}
 	defer so.Destroy()
-	if err := so.SetIntraOpNumThreads(max(opts.IntraOpThreads, 1)); err != nil {
-		return nil, err
-	}
-	if err := so.SetInterOpNumThreads(max(opts.InterOpThreads, 1)); err != nil {
-		return nil, err
-	}
 	for range opts.Instances {
 		s, err := ort.NewDynamicAdvancedSession(path, spec.inputNames, spec.outputNames, so)
 		if err != nil {

@@ -90,17 +90,11 @@ func (m *Model) AddInstance(ctx context.Context) error {
 	if n := m.Instances(); n >= max(m.opts.MaxInstances, m.opts.Instances) {
 		return fmt.Errorf("model %q has %d instances, its most: %w", m.opts.Name, n, ErrInstanceBounds)
 	}
-	so, err := ort.NewSessionOptions()
+	so, err := engine.NewSessionOptions(m.opts.IntraOpThreads, m.opts.InterOpThreads)
 	if err != nil {
 		return err
 	}
 	defer so.Destroy()
-	if err := so.SetIntraOpNumThreads(max(m.opts.IntraOpThreads, 1)); err != nil {
-		return err
-	}
-	if err := so.SetInterOpNumThreads(max(m.opts.InterOpThreads, 1)); err != nil {
-		return err
-	}
 	s, err := ort.NewDynamicAdvancedSession(m.pool.path, m.io.inputNames, m.io.outputNames, so)
 	if err != nil {
 		return fmt.Errorf("cannot open a session for model %q: %w", m.opts.Name, err)
