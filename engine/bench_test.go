@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -99,4 +100,30 @@ func BenchmarkTensorModelInfer(b *testing.B) {
 		}
 		m.Close()
 	}
+}
+
+// BenchmarkTensorModelConcurrent is the daemon's tensor path without HTTP:
+// 64 goroutines each sending one-row requests into the batching queue
+// (max_batch_size 32, as examples/bench/bench.cue), against which the
+// in-process ceiling at batch 32 and the HTTP figures are read.
+func BenchmarkTensorModelConcurrent(b *testing.B) {
+	mlp := modelgen.BigMLP()
+	path := benchModelFile(b, mlp)
+	m, err := LoadTensorModel(rt, TensorModelOptions{Name: "big-mlp", Path: path, IntraOpThreads: 2, Batching: BatchOptions{Enabled: true, MaxBatchSize: 32, MaxQueueSize: 128, MaxQueueDelay: 2 * time.Millisecond}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	in := []Tensor{{Name: "input", DataType: FP32, Shape: []int64{1, int64(mlp.Sizes[0])}, Data: f32Bytes(rowsInput(1, mlp.Sizes[0], 1))}}
+	b.SetParallelism(32) // 64 goroutines on 2 cores
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := m.Infer(context.Background(), in, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }

@@ -3,8 +3,10 @@ package kserve
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/aiassist/aiassist/engine"
 )
@@ -561,46 +563,153 @@ func (s *scanner) f64(n num) (float64, bool) {
 
 // shortFloat32 reads into e, when it is next, a number of at most 7
 // digits with no exponent, such as -0.875 or 12.5: what model inputs
-// mostly are, parsed in one loop with the exact fast path of float32. For
-// anything else it reads nothing and reports false, and number takes it.
+// mostly are. Eight bytes at a time tell where the digits end and what
+// they are worth (SWAR, no loop per digit), then one float32 division by
+// an exact power of ten rounds once, the exact fast path strconv takes
+// too. For anything else, and within 18 bytes of the end, it reads
+// nothing and reports false, and number takes it.
 func (s *scanner) shortFloat32(e []byte) bool {
 	b, i := s.b, s.i
-	neg := i < len(b) && b[i] == '-'
+	if len(b)-i < 18 {
+		return false
+	}
+	neg := b[i] == '-'
 	if neg {
 		i++
 	}
-	start := i
-	var mant uint32
-	digits, exp := 0, 0
-	for ; i < len(b) && b[i]-'0' <= 9; i++ {
-		mant = mant*10 + uint32(b[i]-'0')
-		digits++
-	}
-	if digits == 0 || (b[start] == '0' && digits > 1) {
+	w := binary.LittleEndian.Uint64(b[i:])
+	n := digitRun(w)
+	if n == 0 || n > 7 || (n > 1 && b[i] == '0') {
 		return false
 	}
-	if i < len(b) && b[i] == '.' {
+	mant := digitsValue(w, n)
+	i += n
+	digits, frac := n, 0
+	if b[i] == '.' {
 		i++
-		frac := i
-		for ; i < len(b) && b[i]-'0' <= 9; i++ {
-			mant = mant*10 + uint32(b[i]-'0')
-			digits++
-		}
-		exp = frac - i
-		if i == frac {
+		w = binary.LittleEndian.Uint64(b[i:])
+		frac = digitRun(w)
+		if digits += frac; frac == 0 || digits > 7 {
 			return false
 		}
+		mant = mant*pow10u32[frac] + digitsValue(w, frac)
+		i += frac
 	}
-	if digits > 7 || (i < len(b) && (b[i] == 'e' || b[i] == 'E')) {
+	if b[i]|0x20 == 'e' {
 		return false
 	}
-	f := float32(mant) / pow10f32[-exp]
+	f := float32(mant) / pow10f32[frac]
 	if neg {
 		f = -f
 	}
 	binary.LittleEndian.PutUint32(e, math.Float32bits(f))
 	s.i = i
 	return true
+}
+
+// fp32Run reads a run of short FP32 elements, each followed by a comma
+// with nothing between: from b[i] into out from element k on. The only
+// work one element waits for from the one before is finding its comma
+// (eight bytes at a time), so the parsing of neighbouring elements
+// overlaps. It stops, returning where, at the first element that is not a
+// number shortFloat32 takes directly followed by ',' (the last of an
+// array, one within 16 bytes of the end, a long number, white space),
+// which the caller's general path then reads.
+func fp32Run(b []byte, i int, out []byte, k int) (int, int) {
+	const ones, highs, commas = 0x0101010101010101, 0x8080808080808080, 0x2c2c2c2c2c2c2c2c
+	for k < len(out)/4 && len(b)-i >= 16 {
+		// Sixteen bytes from i are there: loads within them need no
+		// bounds check (load64 is a little-endian load).
+		p := unsafe.Pointer(&b[i])
+		x := load64(p, 0) ^ commas
+		comma := (x - ones) &^ x & highs // the first comma's byte, exactly
+		var length int
+		if comma != 0 {
+			length = bits.TrailingZeros64(comma) / 8
+		} else {
+			x = load64(p, 8) ^ commas
+			if comma = (x - ones) &^ x & highs; comma == 0 {
+				break
+			}
+			length = 8 + bits.TrailingZeros64(comma)/8
+		}
+		// The number is b[i : i+length]: an optional sign, then at most
+		// eight bytes of digits and one point, all in t.
+		neg := 0 // no branch: signs alternate unpredictably
+		if *(*byte)(p) == '-' {
+			neg = 1
+		}
+		text := length - neg
+		if text == 0 || text > 8 {
+			break
+		}
+		t := load64(p, neg)
+		n := digitRun(t)
+		if n == 0 || n > 7 || (n > 1 && byte(t) == '0') {
+			break
+		}
+		// The digits after the point are moved down next to those before
+		// it, so that one conversion reads them all; a fraction is read
+		// whether or not there is one (frac is then 0), as branching on
+		// it would guess wrong as often as right.
+		frac := max(text-n-1, 0)
+		if n < text && byte(t>>(8*n)) != '.' {
+			break
+		}
+		all := n + frac
+		merged := (t&(1<<(8*n)-1) | t>>(8*(n+1))<<(8*n)) & (1<<(8*all) - 1)
+		if all > 7 || digitRun(merged) != all || (n < text && frac == 0) {
+			break
+		}
+		// A multiplication by 10^-frac in float64 then rounded to float32
+		// is the correctly rounded quotient for up to 7 digits: its error
+		// (below 2^-52, relative) is less than any such quotient's
+		// distance from a float32 rounding boundary (at least 2^-48.25).
+		f := float32(float64(digitsValue(merged, all)) * pow10neg[frac&7])
+		binary.LittleEndian.PutUint32(out[4*k:], math.Float32bits(f)|uint32(neg)<<31)
+		k++
+		i += length + 1
+	}
+	return i, k
+}
+
+// load64 is the little-endian uint64 at p+off, which must be readable.
+func load64(p unsafe.Pointer, off int) uint64 {
+	v := *(*uint64)(unsafe.Add(p, off))
+	if bigEndian {
+		v = bits.ReverseBytes64(v)
+	}
+	return v
+}
+
+var bigEndian = binary.NativeEndian.Uint16([]byte{1, 0}) != 1
+
+var pow10neg = [...]float64{1, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7}
+
+var pow10u32 = [...]uint32{1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8}
+
+// digitRun is how many of w's eight bytes, first byte lowest, are ASCII
+// digits before the first that is not. A byte is a digit when its high
+// nibble is 3 and adding 6 keeps it so; a carry out of a byte of 0xfa or
+// more can only spoil bytes after it, past the first non-digit.
+func digitRun(w uint64) int {
+	const (
+		high  = 0xf0f0f0f0f0f0f0f0
+		three = 0x3030303030303030
+		six   = 0x0606060606060606
+	)
+	bad := (w&high ^ three) | ((w+six)&high ^ three)
+	return bits.TrailingZeros64(bad) / 8
+}
+
+// digitsValue is the number written by the first n (1 to 8) bytes of w,
+// all digits: shifted so that they are the last of eight digits, then
+// combined pairwise, by fours and by eights in three multiplications.
+func digitsValue(w uint64, n int) uint32 {
+	v := (w & 0x0f0f0f0f0f0f0f0f) << (8 * (8 - n))
+	v = v*10 + v>>8
+	v = ((v&0x000000ff000000ff)*(100+1000000<<32) + (v>>16&0x000000ff000000ff)*(1+10000<<32)) >> 32
+	return uint32(v)
 }
 
 // integer is n as an integer of bits bits, signed or not, when it is one.
@@ -672,6 +781,12 @@ func (s *scanner) data(dt engine.DataType, n int64) ([]byte, bool) {
 		}
 		if depth == 0 || int64(k) >= n {
 			return nil, false
+		}
+		if dt == engine.FP32 {
+			if i, kk := fp32Run(s.b, s.i, out, k); kk > k {
+				s.i, k = i, kk
+				continue
+			}
 		}
 		e := out[k*size : (k+1)*size]
 		k++

@@ -2,8 +2,12 @@ package kserve
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -134,5 +138,132 @@ func TestOnePassDeclines(t *testing.T) {
 		if _, ok := decodeOnePass([]byte(body), nil); ok {
 			t.Errorf("one-pass took %s", body)
 		}
+	}
+}
+
+// TestShortFloat32 checks the eight-bytes-at-a-time number reader against
+// strconv on random numbers of every length it takes and some it must
+// decline, each followed by what can follow a number.
+func TestShortFloat32(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	digits := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		return string(b)
+	}
+	for range 200_000 {
+		text := ""
+		if r.IntN(2) == 0 {
+			text = "-"
+		}
+		text += digits(1 + r.IntN(8))
+		if r.IntN(4) > 0 {
+			text += "." + digits(r.IntN(9))
+		}
+		if r.IntN(10) == 0 {
+			text += "e" + digits(1)
+		}
+		after := []string{",", "]", " ", ":", "/", "\xfa", "\xff"}[r.IntN(7)]
+		s := scanner{b: []byte(text + after + "12345678901234567890")}
+		e := make([]byte, 4)
+		unsigned := strings.TrimPrefix(text, "-")
+		intPart, fracPart, hasDot := strings.Cut(strings.SplitN(unsigned, "e", 2)[0], ".")
+		takes := len(intPart)+len(fracPart) <= 7 && !strings.Contains(text, "e") &&
+			(len(intPart) == 1 || intPart[0] != '0') && (!hasDot || fracPart != "")
+		ok := s.shortFloat32(e)
+		if ok != takes {
+			t.Fatalf("%q: shortFloat32 = %v, want %v", text, ok, takes)
+		}
+		if !ok {
+			continue
+		}
+		want, err := strconv.ParseFloat(text, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := math.Float32frombits(binary.LittleEndian.Uint32(e)); got != float32(want) || s.i != len(text) {
+			t.Fatalf("%q: got %v ending at %d, strconv %v", text, got, s.i, float32(want))
+		}
+	}
+}
+
+// TestFP32Run holds the comma-led run reader to the decoder of record on
+// long FP32 arrays of random numbers, most of the forms it takes and some
+// it must hand back (exponents, long or malformed numbers, white space,
+// nested rows), so that its stops and restarts are exercised too.
+func TestFP32Run(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	digits := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		return string(b)
+	}
+	integer := func(n int) string { // no leading zero
+		d := digits(n)
+		if n > 1 && d[0] == '0' {
+			d = "1" + d[1:]
+		}
+		return d
+	}
+	number := func() string {
+		s := ""
+		if r.IntN(2) == 0 {
+			s = "-"
+		}
+		switch r.IntN(60) {
+		case 0, 1, 2:
+			return s + integer(1+r.IntN(3)) + "e" + digits(1)
+		case 3, 4, 5, 6:
+			return s + integer(1+r.IntN(12)) + "." + digits(1+r.IntN(12))
+		case 7:
+			return s + "0" + digits(1+r.IntN(3)) // a leading zero: refused by both
+		case 8:
+			return s + integer(1+r.IntN(3)) + "." // no fraction digits: refused by both
+		default:
+			return s + integer(1+r.IntN(4)) + "." + digits(1+r.IntN(3))
+		}
+	}
+	taken := 0
+	for round := range 2000 {
+		n := 1 + r.IntN(64)
+		var data strings.Builder
+		nested := round%5 == 0 && n%2 == 0
+		for i := range n {
+			if i > 0 {
+				data.WriteString([]string{",", ",", ",", ", ", " ,"}[r.IntN(5)])
+			}
+			if nested && i%2 == 0 {
+				if i > 0 {
+					data.WriteString("],")
+				}
+				data.WriteString("[")
+			}
+			data.WriteString(number())
+		}
+		if nested {
+			data.WriteString("]")
+		}
+		shape := fmt.Sprintf("[%d]", n)
+		body := `{"inputs":[{"name":"x","shape":` + shape + `,"datatype":"FP32","data":[` + data.String() + `]}]}`
+		if nested {
+			body = `{"inputs":[{"name":"x","shape":[` + fmt.Sprint(n/2) + `,2],"datatype":"FP32","data":[` + data.String() + `]}]}`
+		}
+		want, wantErr := decodeReflect([]byte(body), nil)
+		fast, ok := decodeOnePass([]byte(body), nil)
+		if ok && (wantErr != nil || !reflect.DeepEqual(fast, want)) {
+			t.Fatalf("one-pass %+v, decoder of record %+v (%v), for %s", fast, want, wantErr, body)
+		}
+		if ok {
+			taken++
+		}
+	}
+	// Valid bodies must mostly be the one-pass decoder's, or the run
+	// reader was not what read them.
+	if taken < 600 {
+		t.Fatalf("the one-pass decoder took %d of 2000 bodies", taken)
 	}
 }

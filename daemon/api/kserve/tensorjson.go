@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/aiassist/aiassist/daemon/api/floattext"
 	"github.com/aiassist/aiassist/daemon/api/route"
 	"github.com/aiassist/aiassist/engine"
 )
@@ -190,6 +191,15 @@ func appendData(b []byte, t engine.Tensor) []byte {
 	le := binary.LittleEndian
 	size := t.DataType.Size()
 	b = append(b, '[')
+	if t.DataType == engine.FP32 { // most answers: a loop of its own
+		for off := 0; off+4 <= len(t.Data); off += 4 {
+			if off > 0 {
+				b = append(b, ',')
+			}
+			b = appendFloat32(b, math.Float32frombits(le.Uint32(t.Data[off:])))
+		}
+		return append(b, ']')
+	}
 	for off := 0; off+size <= len(t.Data); off += size {
 		if off > 0 {
 			b = append(b, ',')
@@ -201,11 +211,11 @@ func appendData(b []byte, t engine.Tensor) []byte {
 		case engine.FP16:
 			// Every FP16 is a float32; its shortest float32 text reads
 			// back as the same FP16.
-			b = appendFloat(b, float64(engine.HalfToFloat(le.Uint16(e))), 32)
+			b = appendFloat32(b, engine.HalfToFloat(le.Uint16(e)))
 		case engine.FP32:
-			b = appendFloat(b, float64(math.Float32frombits(le.Uint32(e))), 32)
+			b = appendFloat32(b, math.Float32frombits(le.Uint32(e)))
 		case engine.FP64:
-			b = appendFloat(b, math.Float64frombits(le.Uint64(e)), 64)
+			b = appendFloat64(b, math.Float64frombits(le.Uint64(e)))
 		case engine.Int8:
 			b = strconv.AppendInt(b, int64(int8(e[0])), 10)
 		case engine.Int16:
@@ -227,9 +237,20 @@ func appendData(b []byte, t engine.Tensor) []byte {
 	return append(b, ']')
 }
 
-func appendFloat(b []byte, f float64, bits int) []byte {
+// appendFloat32 writes f's shortest round-trip text (floattext: what
+// strconv writes, faster), or null for a value JSON has no number for.
+func appendFloat32(b []byte, f float32) []byte {
+	if math.Float32bits(f)&0x7f800000 == 0x7f800000 {
+		return append(b, "null"...)
+	}
+	return floattext.AppendFloat32(b, f)
+}
+
+// appendFloat64 is appendFloat32 for float64, through strconv: FP64
+// answers are rare enough not to need their own formatter.
+func appendFloat64(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(b, "null"...)
 	}
-	return strconv.AppendFloat(b, f, 'g', -1, bits)
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
