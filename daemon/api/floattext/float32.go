@@ -32,10 +32,11 @@ func AppendFloat32(b []byte, f float32) []byte {
 	if exp == 0xff {
 		return strconv.AppendFloat(b, float64(f), 'g', -1, 32)
 	}
-	if u>>31 != 0 {
-		b = append(b, '-')
-	}
+	neg := int(u >> 31)
 	if exp == 0 && frac == 0 {
+		if neg != 0 {
+			return append(b, "-0"...)
+		}
 		return append(b, '0')
 	}
 	d, k := shortest(frac, exp)
@@ -43,7 +44,7 @@ func AppendFloat32(b []byte, f float32) []byte {
 		d /= 10
 		k++
 	}
-	return appendDecimal(b, d, k)
+	return appendDecimal(b, neg, d, k)
 }
 
 // shortest is Schubfach for a finite non-zero float32 given as its
@@ -83,26 +84,26 @@ func shortest(frac uint32, exp int) (d uint32, k int) {
 	// An even significand's interval includes its ends.
 	lower := vbl + odd
 	upper := vbr - odd
+	// Which candidate wins depends on the digits, so it is unpredictable:
+	// the choice is made with selects (conditional moves), not branches.
 	s := vb / 4
-	if s >= 10 {
-		// One digit fewer, when exactly one of its two candidates fits.
-		sp := s / 10
-		upIn := lower <= 40*sp
-		wpIn := 40*sp+40 <= upper
-		if upIn != wpIn {
-			return sp + b2u(wpIn), k + 1
-		}
-	}
-	uIn := lower <= 4*s
-	wIn := 4*s+4 <= upper
-	if uIn != wIn {
-		return s + b2u(wIn), k
-	}
-	// Both fit: the closer. An exact tie goes to the even one, except
-	// at a power of two, where strconv's Dragonbox rounds it up.
+	// Both s and s+1 fit: the closer. An exact tie goes to the even one,
+	// except at a power of two, where strconv's Dragonbox rounds it up.
 	mid := 4*s + 2
-	up := vb > mid || (vb == mid && (s&1 != 0 || lowerCloser != 0))
-	return s + b2u(up), k
+	d = s + (b2u(vb > mid) | b2u(vb == mid)&(s&1|lowerCloser))
+	// Exactly one of s and s+1 fits: that one.
+	uIn := b2u(lower <= 4*s)
+	wIn := b2u(4*s+4 <= upper)
+	m := -(uIn ^ wIn) // all ones when exactly one fits
+	d = (s+wIn)&m | d&^m
+	// One digit fewer, when exactly one of its two candidates fits.
+	sp := s / 10
+	upIn := b2u(lower <= 40*sp)
+	wpIn := b2u(40*sp+40 <= upper)
+	shorter := b2u(s >= 10) & (upIn ^ wpIn)
+	m = -shorter
+	d = (sp+wpIn)&m | d&^m
+	return d, k + int(shorter)
 }
 
 // roundToOdd is g×cp/2^64 rounded to odd: its integer part, with the
@@ -165,23 +166,25 @@ func abs(x int) int {
 // at least 6, plain decimal otherwise. The digits are made eight at a
 // time in one register and stored eight bytes at a time into b's spare
 // capacity (at most 15 bytes are kept, up to 24 written).
-func appendDecimal(b []byte, d uint32, k int) []byte {
+func appendDecimal(b []byte, neg int, d uint32, k int) []byte {
 	n := len(b)
-	if cap(b)-n < 24 {
-		b = append(b, make([]byte, 24)...)[:n]
+	if cap(b)-n < 32 {
+		b = append(b, make([]byte, 32)...)[:n]
 	}
+	// The sign is written always and kept when negative: signs of
+	// neighbouring values are as unpredictable as a branch can be.
+	b[:n+1][n] = '-'
+	n += neg
 	out := b[n : n+24]
 	nd := digitCount(d)
-	// The digits, first one lowest: lo holds the first eight, hi the ninth.
-	var lo, hi uint64
-	if nd <= 8 {
-		lo = digits8(d) >> (8 * (8 - nd))
-	} else {
-		top := d / 1e8
-		w := digits8(d - top*1e8)
-		lo = uint64('0'+top) | w<<8
-		hi = w >> 56
-	}
+	// The digits, first one lowest, as nine zero-padded digits in hi:lo
+	// shifted down past the padding: lo holds the first eight, hi the
+	// ninth.
+	top := d / 1e8
+	w := digits8(d - top*1e8)
+	sh := uint(8 * (9 - nd)) // 0 to 64
+	lo := (uint64('0'+top)|w<<8)>>sh | (w>>56)<<(64-sh)
+	hi := (w >> 56) >> sh
 	le := binary.LittleEndian
 	dp := nd + k // digits before the decimal point
 	if e := dp - 1; e < -4 || e >= 6 {
@@ -192,20 +195,17 @@ func appendDecimal(b []byte, d uint32, k int) []byte {
 			le.PutUint64(out[2:], lo>>8|hi<<56)
 			w = nd + 1
 		}
-		sign := byte('+')
-		if e < 0 {
-			sign = '-'
-			e = -e
-		}
+		m := e >> 63 // −1 for a negative exponent, else 0
+		e = (e ^ m) - m
 		// float32's decimal exponents stay within ±45.
 		out[w] = 'e'
-		out[w+1] = sign
+		out[w+1] = byte('+' - 2*m) // '+' or '-'
 		out[w+2] = pairs[2*e]
 		out[w+3] = pairs[2*e+1]
 		return b[:n+w+4]
 	}
 	switch {
-	case dp <= 0: // 0.000ddd, at most 8 digits as the exponent is −4 or more
+	case dp <= 0: // 0.000ddd
 		le.PutUint64(out, 0x3030303030302e30) // "0.000000"
 		z := 2 - dp
 		le.PutUint64(out[z:], lo)

@@ -22,12 +22,12 @@ func check(t testing.TB, u uint32) {
 	}
 }
 
-// TestSample compares with strconv on ten million random bit patterns
+// TestSample compares with strconv on four million random bit patterns
 // and on every float32 next to a power of two or of ten, the boundaries
 // where the interval and the exponent choice change.
 func TestSample(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	n := 10_000_000
+	n := 4_000_000
 	if testing.Short() {
 		n = 1_000_000
 	}
