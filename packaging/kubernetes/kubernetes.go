@@ -4,8 +4,8 @@
 // the master key and TLS files, a PodDisruptionBudget, a
 // HorizontalPodAutoscaler for the models' CPU target, and, when a model
 // has schedules or a queue target, a KEDA ScaledObject. The objects are
-// written as plain YAML for kubectl apply, from types of the package's own
-// (see objects.go).
+// the package's own small copies of the API types (objects.go), written
+// as plain YAML for kubectl apply.
 package kubernetes
 
 import (
