@@ -4,20 +4,18 @@ import (
 	"strconv"
 	"strings"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/aiassist/aiassist/schema"
 )
 
 // ScaledObject is the part of KEDA's keda.sh/v1alpha1 ScaledObject that
 // Render writes. KEDA publishes no Go module light enough to depend on;
 // the fields and their JSON names are those of its CRD, and the tests
-// decode the output strictly into this type.
+// decode the output strictly into a copy of this type built on
+// k8s.io/api's metadata and HPA behavior.
 type ScaledObject struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata"`
-	Spec              ScaledObjectSpec `json:"spec"`
+	TypeMeta
+	ObjectMeta `json:"metadata"`
+	Spec       ScaledObjectSpec `json:"spec"`
 }
 
 // ScaledObjectSpec is a ScaledObject's spec.
@@ -43,8 +41,8 @@ type AdvancedConfig struct {
 
 // HPAConfig names the HPA KEDA takes over and its behavior.
 type HPAConfig struct {
-	Name     string                                         `json:"name,omitempty"`
-	Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior,omitempty"`
+	Name     string       `json:"name,omitempty"`
+	Behavior *hpaBehavior `json:"behavior,omitempty"`
 }
 
 // ScaleTriggers is one trigger: cron, cpu or prometheus here.
@@ -119,7 +117,7 @@ func (r *renderer) scaledObject() *ScaledObject {
 		meta.Annotations = annotations
 	}
 	return &ScaledObject{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject"},
+		TypeMeta:   TypeMeta{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject"},
 		ObjectMeta: meta,
 		Spec: ScaledObjectSpec{
 			ScaleTargetRef:  ScaleTarget{APIVersion: "apps/v1", Kind: "Deployment", Name: r.opts.Name},

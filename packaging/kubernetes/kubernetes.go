@@ -4,7 +4,8 @@
 // the master key and TLS files, a PodDisruptionBudget, a
 // HorizontalPodAutoscaler for the models' CPU target, and, when a model
 // has schedules or a queue target, a KEDA ScaledObject. The objects are
-// k8s.io/api types written as plain YAML for kubectl apply.
+// the package's own small copies of the API types (objects.go), written
+// as plain YAML for kubectl apply.
 package kubernetes
 
 import (
@@ -20,13 +21,6 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/aiassist/aiassist/engine"
@@ -150,17 +144,17 @@ func (r *renderer) warnf(format string, args ...any) {
 	r.warnings = append(r.warnings, fmt.Sprintf(format, args...))
 }
 
-func (r *renderer) meta(name string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: name, Namespace: r.opts.Namespace, Labels: r.labels()}
+func (r *renderer) meta(name string) ObjectMeta {
+	return ObjectMeta{Name: name, Namespace: r.opts.Namespace, Labels: r.labels()}
 }
 
 func (r *renderer) labels() map[string]string {
 	return map[string]string{"app.kubernetes.io/name": r.opts.Name}
 }
 
-func (r *renderer) configMap(src []byte) *corev1.ConfigMap {
-	return &corev1.ConfigMap{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+func (r *renderer) configMap(src []byte) *configMap {
+	return &configMap{
+		TypeMeta:   TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: r.meta(r.opts.Name + "-config"),
 		Data:       map[string]string{"config.cue": string(src)},
 	}
@@ -336,7 +330,7 @@ func maxOf(m schema.Model) int {
 // memory requests are 128 MiB and each model's files once per instance it
 // starts with and once for loading, limits 256 MiB and twice the files per
 // instance at the most, and once more.
-func (r *renderer) resources() corev1.ResourceRequirements {
+func (r *renderer) resources() resources {
 	var cpuReq, cpuLim int
 	memReq, memLim := int64(128<<20), int64(256<<20)
 	for _, name := range r.cfg.ModelNames() {
@@ -348,34 +342,27 @@ func (r *renderer) resources() corev1.ResourceRequirements {
 		memReq += size * int64(m.StartInstances()+1)
 		memLim += 2 * size * int64(maxOf(m)+1)
 	}
-	mib := func(n int64) *resource.Quantity {
-		return resource.NewQuantity((n+1<<20-1)>>20<<20, resource.BinarySI)
-	}
-	return corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{
-			corev1.ResourceCPU:    *resource.NewQuantity(int64(cpuReq), resource.DecimalSI),
-			corev1.ResourceMemory: *mib(memReq),
-		},
-		Limits: corev1.ResourceList{
-			corev1.ResourceCPU:    *resource.NewQuantity(int64(cpuLim), resource.DecimalSI),
-			corev1.ResourceMemory: *mib(memLim),
-		},
+	// Memory is rounded up to whole MiB.
+	mib := func(n int64) string { return quantity((n+1<<20-1)>>20<<20, true) }
+	return resources{
+		Requests: map[string]string{"cpu": quantity(int64(cpuReq), false), "memory": mib(memReq)},
+		Limits:   map[string]string{"cpu": quantity(int64(cpuLim), false), "memory": mib(memLim)},
 	}
 }
 
-func (r *renderer) deployment() (*appsv1.Deployment, error) {
+func (r *renderer) deployment() (*deployment, error) {
 	l := r.listener()
-	scheme := corev1.URISchemeHTTP
+	scheme := "HTTP"
 	portName := "http"
 	if l.TLS != nil {
-		scheme, portName = corev1.URISchemeHTTPS, "https"
+		scheme, portName = "HTTPS", "https"
 		if l.TLS.ClientCA != "" {
 			r.warnf("listeners: the listener on port %d requires client certificates, which the kubelet's probes do not send; serve the probes on a listener without client_ca", l.Port)
 		}
 	}
-	probe := func(p string, period int32) *corev1.Probe {
-		return &corev1.Probe{
-			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: p, Port: intstr.FromString(portName), Scheme: scheme}},
+	probe := func(p string, period int32) *probeSpec {
+		return &probeSpec{
+			HTTPGet:          &httpGetAction{Path: p, Port: portName, Scheme: scheme},
 			PeriodSeconds:    period,
 			TimeoutSeconds:   2,
 			FailureThreshold: 3,
@@ -384,26 +371,25 @@ func (r *renderer) deployment() (*appsv1.Deployment, error) {
 	grace := int64(math.Ceil(r.cfg.Server.ShutdownGrace.Seconds())) + preStopSeconds + 10
 	modelsDir := r.modelsDir()
 	secrets, masterKey := r.secrets()
-	projected := []corev1.VolumeProjection{{ConfigMap: &corev1.ConfigMapProjection{
-		LocalObjectReference: corev1.LocalObjectReference{Name: r.opts.Name + "-config"},
-		Items:                []corev1.KeyToPath{{Key: "config.cue", Path: "config.cue"}},
+	projected := []volumeProjection{{ConfigMap: &projection{
+		Name:  r.opts.Name + "-config",
+		Items: []keyToPath{{Key: "config.cue", Path: "config.cue"}},
 	}}}
-	secretRef := corev1.LocalObjectReference{Name: r.opts.SecretName}
 	mode := int32(0o440)
-	var inConfig, apart []corev1.KeyToPath
-	var secretMounts []corev1.VolumeMount
+	var inConfig, apart []keyToPath
+	var secretMounts []volumeMount
 	for _, f := range secrets {
 		if rel, ok := strings.CutPrefix(f.path, ConfigDir+"/"); ok {
-			inConfig = append(inConfig, corev1.KeyToPath{Key: f.key, Path: rel, Mode: &mode})
+			inConfig = append(inConfig, keyToPath{Key: f.key, Path: rel, Mode: &mode})
 			continue
 		}
 		// One file at its path: a renewed one needs a rollout, as
 		// a file mount does not follow the Secret.
-		apart = append(apart, corev1.KeyToPath{Key: f.key, Path: f.key, Mode: &mode})
-		secretMounts = append(secretMounts, corev1.VolumeMount{Name: "secrets", MountPath: f.path, SubPath: f.key, ReadOnly: true})
+		apart = append(apart, keyToPath{Key: f.key, Path: f.key, Mode: &mode})
+		secretMounts = append(secretMounts, volumeMount{Name: "secrets", MountPath: f.path, SubPath: f.key, ReadOnly: true})
 	}
 	if len(inConfig) > 0 {
-		projected = append(projected, corev1.VolumeProjection{Secret: &corev1.SecretProjection{LocalObjectReference: secretRef, Items: inConfig}})
+		projected = append(projected, volumeProjection{Secret: &projection{Name: r.opts.SecretName, Items: inConfig}})
 	}
 	yes, no := true, false
 	uid := int64(runAs)
@@ -411,21 +397,21 @@ func (r *renderer) deployment() (*appsv1.Deployment, error) {
 	// Loading large models takes a while, as TimeoutStartSec allows for
 	// in the systemd unit: five minutes before liveness counts.
 	startup.FailureThreshold = 60
-	container := corev1.Container{
+	container := containerSpec{
 		Name:  "aiassistd",
 		Image: r.opts.Image,
 		Args:  []string{"serve", "-config", ConfigDir + "/config.cue"},
-		Ports: []corev1.ContainerPort{{Name: portName, ContainerPort: int32(l.Port), Protocol: corev1.ProtocolTCP}},
+		Ports: []containerPort{{Name: portName, ContainerPort: int32(l.Port), Protocol: "TCP"}},
 		// The scaling controllers' core budget, GOMAXPROCS, follows the
 		// container's CPU limit.
 		Resources:      r.resources(),
 		StartupProbe:   startup,
 		ReadinessProbe: probe("/v2/health/ready", 5),
 		LivenessProbe:  probe("/v2/health/live", 10),
-		Lifecycle: &corev1.Lifecycle{
-			PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: preStopSeconds}},
+		Lifecycle: &lifecycle{
+			PreStop: &lifecycleHandler{Sleep: &sleepAction{Seconds: preStopSeconds}},
 		},
-		VolumeMounts: append([]corev1.VolumeMount{
+		VolumeMounts: append([]volumeMount{
 			{Name: "config", MountPath: ConfigDir, ReadOnly: true},
 			{Name: "models", MountPath: modelsDir, ReadOnly: true},
 			// The admin socket and ONNX Runtime's scratch files.
@@ -433,40 +419,40 @@ func (r *renderer) deployment() (*appsv1.Deployment, error) {
 			{Name: "tmp", MountPath: "/tmp"},
 		}, secretMounts...),
 		SecurityContext:          hardened(),
-		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		TerminationMessagePolicy: "FallbackToLogsOnError",
 	}
-	volumes := []corev1.Volume{
-		{Name: "config", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: projected}}},
-		{Name: "models", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: r.opts.ModelsClaim, ReadOnly: true}}},
-		{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}},
-		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	volumes := []volume{
+		{Name: "config", Projected: &projectedVolumeSource{Sources: projected}},
+		{Name: "models", PersistentVolumeClaim: &claimVolume{ClaimName: r.opts.ModelsClaim, ReadOnly: true}},
+		{Name: "run", EmptyDir: &emptyDirVolume{Medium: "Memory"}},
+		{Name: "tmp", EmptyDir: &emptyDirVolume{}},
 	}
-	var inits []corev1.Container
+	var inits []containerSpec
 	if masterKey != nil {
 		// The kubelet gives a Secret's files to root, readable by the
 		// pod's fsGroup, and the daemon refuses a key file that group or
 		// others may read: an init container, as the daemon's user,
 		// copies it into a memory volume with mode 0400.
-		apart = append(apart, corev1.KeyToPath{Key: masterKey.key, Path: masterKey.key, Mode: &mode})
-		inits = append(inits, corev1.Container{
+		apart = append(apart, keyToPath{Key: masterKey.key, Path: masterKey.key, Mode: &mode})
+		inits = append(inits, containerSpec{
 			Name:    "master-key",
 			Image:   r.opts.InitImage,
 			Command: []string{"sh", "-c", "cp /secrets/" + masterKey.key + " /keys/master.key && chmod 0400 /keys/master.key"},
-			VolumeMounts: []corev1.VolumeMount{
+			VolumeMounts: []volumeMount{
 				{Name: "secrets", MountPath: "/secrets", ReadOnly: true},
 				{Name: "keys", MountPath: "/keys"},
 			},
-			Resources: corev1.ResourceRequirements{
-				Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+			Resources: resources{
+				Limits: map[string]string{"cpu": "100m", "memory": "32Mi"},
 			},
 			SecurityContext:          hardened(),
-			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+			TerminationMessagePolicy: "FallbackToLogsOnError",
 		})
-		container.VolumeMounts = append(container.VolumeMounts, corev1.VolumeMount{Name: "keys", MountPath: masterKey.path, SubPath: "master.key", ReadOnly: true})
-		volumes = append(volumes, corev1.Volume{Name: "keys", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}})
+		container.VolumeMounts = append(container.VolumeMounts, volumeMount{Name: "keys", MountPath: masterKey.path, SubPath: "master.key", ReadOnly: true})
+		volumes = append(volumes, volume{Name: "keys", EmptyDir: &emptyDirVolume{Medium: "Memory"}})
 	}
 	if len(apart) > 0 {
-		volumes = append(volumes, corev1.Volume{Name: "secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: r.opts.SecretName, Items: apart}}})
+		volumes = append(volumes, volume{Name: "secrets", Secret: &secretVolume{SecretName: r.opts.SecretName, Items: apart}})
 	}
 	annotations := map[string]string{}
 	if r.cfg.Metrics.Enabled && !r.cfg.Metrics.RequireAuth {
@@ -477,35 +463,35 @@ func (r *renderer) deployment() (*appsv1.Deployment, error) {
 			annotations["prometheus.io/scheme"] = "https"
 		}
 	}
-	return &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+	return &deployment{
+		TypeMeta:   TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: r.meta(r.opts.Name),
-		Spec: appsv1.DeploymentSpec{
+		Spec: deploymentSpec{
 			// No replicas: the autoscaler owns the count, and an apply
 			// does not reset it.
-			Selector: &metav1.LabelSelector{MatchLabels: r.labels()},
-			Strategy: appsv1.DeploymentStrategy{
-				Type: appsv1.RollingUpdateDeploymentStrategyType,
-				RollingUpdate: &appsv1.RollingUpdateDeployment{
-					MaxUnavailable: ptr(intstr.FromInt32(0)),
-					MaxSurge:       ptr(intstr.FromInt32(1)),
+			Selector: &labelSelector{MatchLabels: r.labels()},
+			Strategy: deploymentStrategy{
+				Type: "RollingUpdate",
+				RollingUpdate: &rollingUpdateSpec{
+					MaxUnavailable: ptr(int32(0)),
+					MaxSurge:       ptr(int32(1)),
 				},
 			},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: r.labels(), Annotations: annotations},
-				Spec: corev1.PodSpec{
+			Template: podTemplateSpec{
+				ObjectMeta: ObjectMeta{Labels: r.labels(), Annotations: annotations},
+				Spec: podSpec{
 					TerminationGracePeriodSeconds: &grace,
 					AutomountServiceAccountToken:  &no,
 					EnableServiceLinks:            &no,
-					SecurityContext: &corev1.PodSecurityContext{
+					SecurityContext: &podSecurityContext{
 						RunAsNonRoot:   &yes,
 						RunAsUser:      &uid,
 						RunAsGroup:     &uid,
 						FSGroup:        &uid,
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+						SeccompProfile: &seccompProfile{Type: "RuntimeDefault"},
 					},
 					InitContainers: inits,
-					Containers:     []corev1.Container{container},
+					Containers:     []containerSpec{container},
 					Volumes:        volumes,
 				},
 			},
@@ -518,43 +504,43 @@ func ptr[T any](v T) *T { return &v }
 // hardened is the systemd unit's hardening as a container's
 // securityContext: no root, no writes outside the volumes, no
 // capabilities, no privilege escalation, the runtime's seccomp filter.
-func hardened() *corev1.SecurityContext {
+func hardened() *securityContext {
 	yes, no := true, false
-	return &corev1.SecurityContext{
+	return &securityContext{
 		RunAsNonRoot:             &yes,
 		ReadOnlyRootFilesystem:   &yes,
 		AllowPrivilegeEscalation: &no,
 		Privileged:               &no,
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		Capabilities:             &capabilities{Drop: []string{"ALL"}},
+		SeccompProfile:           &seccompProfile{Type: "RuntimeDefault"},
 	}
 }
 
-func (r *renderer) service() *corev1.Service {
+func (r *renderer) service() *service {
 	l := r.listener()
 	name := "http"
 	if l.TLS != nil {
 		name = "https"
 	}
-	return &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+	return &service{
+		TypeMeta:   TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: r.meta(r.opts.Name),
-		Spec: corev1.ServiceSpec{
+		Spec: serviceSpec{
 			Selector: r.labels(),
-			Ports:    []corev1.ServicePort{{Name: name, Port: int32(l.Port), TargetPort: intstr.FromString(name), Protocol: corev1.ProtocolTCP}},
+			Ports:    []servicePort{{Name: name, Port: int32(l.Port), TargetPort: name, Protocol: "TCP"}},
 		},
 	}
 }
 
-func (r *renderer) pdb() *policyv1.PodDisruptionBudget {
-	return &policyv1.PodDisruptionBudget{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
+func (r *renderer) pdb() *podDisruptionBudget {
+	return &podDisruptionBudget{
+		TypeMeta:   TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
 		ObjectMeta: r.meta(r.opts.Name),
-		Spec: policyv1.PodDisruptionBudgetSpec{
+		Spec: pdbSpec{
 			// One pod at a time may go, so a node drain proceeds even
 			// with one replica, and never takes two at once.
-			MaxUnavailable: ptr(intstr.FromInt32(1)),
-			Selector:       &metav1.LabelSelector{MatchLabels: r.labels()},
+			MaxUnavailable: ptr(int32(1)),
+			Selector:       &labelSelector{MatchLabels: r.labels()},
 		},
 	}
 }
@@ -593,36 +579,36 @@ func (r *renderer) cpuTarget() (percent int32, cooldown time.Duration, ok bool) 
 	return percent, cooldown, ok
 }
 
-func (r *renderer) behavior() *autoscalingv2.HorizontalPodAutoscalerBehavior {
+func (r *renderer) behavior() *hpaBehavior {
 	_, cooldown, _ := r.cpuTarget()
 	var window time.Duration
 	for _, m := range r.scaled() {
 		window = max(window, m.Scaling.Target.For)
 	}
-	return &autoscalingv2.HorizontalPodAutoscalerBehavior{
-		ScaleUp:   &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr(int32(window.Seconds()))},
-		ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr(int32(cooldown.Seconds()))},
+	return &hpaBehavior{
+		ScaleUp:   &scalingRules{StabilizationWindowSeconds: ptr(int32(window.Seconds()))},
+		ScaleDown: &scalingRules{StabilizationWindowSeconds: ptr(int32(cooldown.Seconds()))},
 	}
 }
 
 // hpa scales the Deployment on CPU when a model has a cpu_percent.
-func (r *renderer) hpa() *autoscalingv2.HorizontalPodAutoscaler {
+func (r *renderer) hpa() *horizontalPodAutoscaler {
 	percent, _, ok := r.cpuTarget()
 	if !ok {
 		return nil
 	}
-	return &autoscalingv2.HorizontalPodAutoscaler{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"},
+	return &horizontalPodAutoscaler{
+		TypeMeta:   TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"},
 		ObjectMeta: r.meta(r.opts.Name),
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: r.opts.Name},
+		Spec: hpaSpec{
+			ScaleTargetRef: targetRef{APIVersion: "apps/v1", Kind: "Deployment", Name: r.opts.Name},
 			MinReplicas:    ptr(int32(1)),
 			MaxReplicas:    r.maxReplicas(),
-			Metrics: []autoscalingv2.MetricSpec{{
-				Type: autoscalingv2.ResourceMetricSourceType,
-				Resource: &autoscalingv2.ResourceMetricSource{
-					Name:   corev1.ResourceCPU,
-					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &percent},
+			Metrics: []metricSpec{{
+				Type: "Resource",
+				Resource: &resourceMetricSource{
+					Name:   "cpu",
+					Target: metricTarget{Type: "Utilization", AverageUtilization: &percent},
 				},
 			}},
 			Behavior: r.behavior(),
