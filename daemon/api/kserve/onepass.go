@@ -617,10 +617,16 @@ func (s *scanner) shortFloat32(e []byte) bool {
 // which the caller's general path then reads.
 func fp32Run(b []byte, i int, out []byte, k int) (int, int) {
 	const ones, highs, commas = 0x0101010101010101, 0x8080808080808080, 0x2c2c2c2c2c2c2c2c
-	for k < len(out)/4 && len(b)-i >= 16 {
-		// Sixteen bytes from i are there: loads within them need no
-		// bounds check (load64 is a little-endian load).
-		p := unsafe.Pointer(&b[i])
+	if len(b) < 16 || k >= len(out)/4 {
+		return i, k
+	}
+	// Bounds are checked once here, for the loop's whole range: every
+	// load is within the 16 bytes from i, with i at most len(b)-16, and
+	// every store within out.
+	base, last, elems := unsafe.Pointer(unsafe.SliceData(b)), len(b)-16, len(out)/4
+	dst := unsafe.Pointer(unsafe.SliceData(out))
+	for k < elems && i <= last {
+		p := unsafe.Add(base, i)
 		x := load64(p, 0) ^ commas
 		comma := (x - ones) &^ x & highs // the first comma's byte, exactly
 		var length int
@@ -666,7 +672,7 @@ func fp32Run(b []byte, i int, out []byte, k int) (int, int) {
 		// (below 2^-52, relative) is less than any such quotient's
 		// distance from a float32 rounding boundary (at least 2^-48.25).
 		f := float32(float64(digitsValue(merged, all)) * pow10neg[frac&7])
-		binary.LittleEndian.PutUint32(out[4*k:], math.Float32bits(f)|uint32(neg)<<31)
+		store32(unsafe.Add(dst, 4*k), math.Float32bits(f)|uint32(neg)<<31)
 		k++
 		i += length + 1
 	}
@@ -680,6 +686,14 @@ func load64(p unsafe.Pointer, off int) uint64 {
 		v = bits.ReverseBytes64(v)
 	}
 	return v
+}
+
+// store32 writes v little-endian at p, which must be writable.
+func store32(p unsafe.Pointer, v uint32) {
+	if bigEndian {
+		v = bits.ReverseBytes32(v)
+	}
+	*(*uint32)(p) = v
 }
 
 var bigEndian = binary.NativeEndian.Uint16([]byte{1, 0}) != 1
