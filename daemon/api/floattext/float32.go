@@ -17,6 +17,7 @@ import (
 	"math"
 	"math/big"
 	"math/bits"
+	"slices"
 	"strconv"
 )
 
@@ -168,9 +169,7 @@ func abs(x int) int {
 // capacity (at most 15 bytes are kept, up to 24 written).
 func appendDecimal(b []byte, neg int, d uint32, k int) []byte {
 	n := len(b)
-	if cap(b)-n < 32 {
-		b = append(b, make([]byte, 32)...)[:n]
-	}
+	b = slices.Grow(b, 32)
 	// The sign is written always and kept when negative: signs of
 	// neighbouring values are as unpredictable as a branch can be.
 	b[:n+1][n] = '-'

@@ -514,24 +514,33 @@ var pow10f32 = [...]float32{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10
 var pow10f64 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
-// float32 is n correctly rounded: mantissa and power of ten both exact in
-// a float32, one multiplication or division rounds once (the fast path
-// strconv takes too); anything else goes to strconv.
+// float32 is n correctly rounded: exactly when exact can, through
+// strconv otherwise.
 func (s *scanner) float32(n num) (float32, bool) {
-	if n.exact && n.mant <= 1<<24 && n.exp >= -10 && n.exp <= 10 {
-		f := float32(n.mant)
-		if n.exp < 0 {
-			f /= pow10f32[-n.exp]
-		} else {
-			f *= pow10f32[n.exp]
-		}
-		if n.neg {
-			f = -f
-		}
+	if f, ok := exact(n, pow10f32[:], 1<<24); ok {
 		return f, true
 	}
 	f, err := strconv.ParseFloat(bytesString(s.b[n.start:n.end]), 32)
 	return float32(f), err == nil
+}
+
+// exact is n as an F when its mantissa (at most maxMant) and its power of
+// ten (in pow) are both exact in F: then one multiplication or division
+// rounds once, the fast path strconv takes too.
+func exact[F float32 | float64](n num, pow []F, maxMant uint64) (F, bool) {
+	if !n.exact || n.mant > maxMant || n.exp <= -len(pow) || n.exp >= len(pow) {
+		return 0, false
+	}
+	f := F(n.mant)
+	if n.exp < 0 {
+		f /= pow[-n.exp]
+	} else {
+		f *= pow[n.exp]
+	}
+	if n.neg {
+		f = -f
+	}
+	return f, true
 }
 
 func (s *scanner) float64() (float64, bool) {
@@ -545,76 +554,22 @@ func (s *scanner) float64() (float64, bool) {
 
 // f64 is n correctly rounded, as float32 does it for float64.
 func (s *scanner) f64(n num) (float64, bool) {
-	if n.exact && n.mant <= 1<<53 && n.exp >= -22 && n.exp <= 22 {
-		f := float64(n.mant)
-		if n.exp < 0 {
-			f /= pow10f64[-n.exp]
-		} else {
-			f *= pow10f64[n.exp]
-		}
-		if n.neg {
-			f = -f
-		}
+	if f, ok := exact(n, pow10f64[:], 1<<53); ok {
 		return f, true
 	}
 	f, err := strconv.ParseFloat(bytesString(s.b[n.start:n.end]), 64)
 	return f, err == nil
 }
 
-// shortFloat32 reads into e, when it is next, a number of at most 7
-// digits with no exponent, such as -0.875 or 12.5: what model inputs
-// mostly are. Eight bytes at a time tell where the digits end and what
-// they are worth (SWAR, no loop per digit), then one float32 division by
-// an exact power of ten rounds once, the exact fast path strconv takes
-// too. For anything else, and within 18 bytes of the end, it reads
-// nothing and reports false, and number takes it.
-func (s *scanner) shortFloat32(e []byte) bool {
-	b, i := s.b, s.i
-	if len(b)-i < 18 {
-		return false
-	}
-	neg := b[i] == '-'
-	if neg {
-		i++
-	}
-	w := binary.LittleEndian.Uint64(b[i:])
-	n := digitRun(w)
-	if n == 0 || n > 7 || (n > 1 && b[i] == '0') {
-		return false
-	}
-	mant := digitsValue(w, n)
-	i += n
-	digits, frac := n, 0
-	if b[i] == '.' {
-		i++
-		w = binary.LittleEndian.Uint64(b[i:])
-		frac = digitRun(w)
-		if digits += frac; frac == 0 || digits > 7 {
-			return false
-		}
-		mant = mant*pow10u32[frac] + digitsValue(w, frac)
-		i += frac
-	}
-	if b[i]|0x20 == 'e' {
-		return false
-	}
-	f := float32(mant) / pow10f32[frac]
-	if neg {
-		f = -f
-	}
-	binary.LittleEndian.PutUint32(e, math.Float32bits(f))
-	s.i = i
-	return true
-}
-
 // fp32Run reads a run of short FP32 elements, each followed by a comma
 // with nothing between: from b[i] into out from element k on. The only
 // work one element waits for from the one before is finding its comma
 // (eight bytes at a time), so the parsing of neighbouring elements
-// overlaps. It stops, returning where, at the first element that is not a
-// number shortFloat32 takes directly followed by ',' (the last of an
-// array, one within 16 bytes of the end, a long number, white space),
-// which the caller's general path then reads.
+// overlaps. It takes numbers of at most 7 digits with no exponent, such as
+// -0.875 or 12.5: what model inputs mostly are. It stops, returning where,
+// at the first element that is not one of those directly followed by ','
+// (the last of an array, one within 16 bytes of the end, a long number,
+// white space), which the caller's general path then reads.
 func fp32Run(b []byte, i int, out []byte, k int) (int, int) {
 	const ones, highs, commas = 0x0101010101010101, 0x8080808080808080, 0x2c2c2c2c2c2c2c2c
 	if len(b) < 16 || k >= len(out)/4 {
@@ -812,7 +767,6 @@ func (s *scanner) data(dt engine.DataType, n int64) ([]byte, bool) {
 			default:
 				return nil, false
 			}
-		} else if dt == engine.FP32 && s.shortFloat32(e) {
 		} else {
 			num, ok := s.number()
 			if !ok {

@@ -141,10 +141,11 @@ func TestOnePassDeclines(t *testing.T) {
 	}
 }
 
-// TestShortFloat32 checks the eight-bytes-at-a-time number reader against
-// strconv on random numbers of every length it takes and some it must
-// decline, each followed by what can follow a number.
-func TestShortFloat32(t *testing.T) {
+// TestFP32RunNumber checks fp32Run's eight-bytes-at-a-time number reader
+// against strconv on random numbers of every length it takes and some it
+// must decline, each followed by what can follow a number: only those
+// directly followed by a comma are its to read.
+func TestFP32RunNumber(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	digits := func(n int) string {
 		b := make([]byte, n)
@@ -166,25 +167,25 @@ func TestShortFloat32(t *testing.T) {
 			text += "e" + digits(1)
 		}
 		after := []string{",", "]", " ", ":", "/", "\xfa", "\xff"}[r.IntN(7)]
-		s := scanner{b: []byte(text + after + "12345678901234567890")}
+		body := []byte(text + after + ",12345678901234567890")
 		e := make([]byte, 4)
 		unsigned := strings.TrimPrefix(text, "-")
 		intPart, fracPart, hasDot := strings.Cut(strings.SplitN(unsigned, "e", 2)[0], ".")
 		takes := len(intPart)+len(fracPart) <= 7 && !strings.Contains(text, "e") &&
-			(len(intPart) == 1 || intPart[0] != '0') && (!hasDot || fracPart != "")
-		ok := s.shortFloat32(e)
-		if ok != takes {
-			t.Fatalf("%q: shortFloat32 = %v, want %v", text, ok, takes)
+			(len(intPart) == 1 || intPart[0] != '0') && (!hasDot || fracPart != "") && after == ","
+		end, k := fp32Run(body, 0, e, 0)
+		if ok := k == 1; ok != takes {
+			t.Fatalf("%q followed by %q: fp32Run took it: %v, want %v", text, after, ok, takes)
 		}
-		if !ok {
+		if k == 0 {
 			continue
 		}
 		want, err := strconv.ParseFloat(text, 32)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := math.Float32frombits(binary.LittleEndian.Uint32(e)); got != float32(want) || s.i != len(text) {
-			t.Fatalf("%q: got %v ending at %d, strconv %v", text, got, s.i, float32(want))
+		if got := math.Float32frombits(binary.LittleEndian.Uint32(e)); got != float32(want) || end != len(text)+1 {
+			t.Fatalf("%q: got %v ending at %d, strconv %v", text, got, end, float32(want))
 		}
 	}
 }
