@@ -19,6 +19,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"unsafe"
 )
 
 // AppendFloat32 appends f's shortest round-trip text, formatted as
@@ -28,83 +29,168 @@ import (
 // decides what to do with them.
 func AppendFloat32(b []byte, f float32) []byte {
 	u := math.Float32bits(f)
-	frac := u & (1<<23 - 1)
-	exp := int(u>>23) & 0xff
-	if exp == 0xff {
+	if u&expMask == expMask {
 		return strconv.AppendFloat(b, float64(f), 'g', -1, 32)
 	}
-	neg := int(u >> 31)
-	if exp == 0 && frac == 0 {
-		if neg != 0 {
-			return append(b, "-0"...)
-		}
-		return append(b, '0')
-	}
-	d, k := shortest(frac, exp)
-	for d%10 == 0 {
-		d /= 10
-		k++
-	}
-	return appendDecimal(b, neg, d, k)
+	var e [4]byte
+	binary.LittleEndian.PutUint32(e[:], u)
+	return AppendFloat32s(b, e[:])
 }
 
-// shortest is Schubfach for a finite non-zero float32 given as its
-// fraction and biased exponent: the shortest decimal d×10^k inside the
-// float's rounding interval, the closest one when several are, as strconv
-// chooses. d may end in zeros.
-func shortest(frac uint32, exp int) (d uint32, k int) {
-	var c uint32
-	var q int
-	if exp != 0 {
-		c = 1<<23 | frac
-		q = exp - 150
-		// Small integers are their own shortest decimal.
-		if -23 <= q && q <= 0 && c&(1<<-q-1) == 0 {
-			return c >> -q, 0
+const (
+	expMask = 0x7f800000
+	// The most bytes one element's stores reach past its start: 15 of
+	// text and a comma are kept, 8-byte stores of digits go further.
+	maxWrite = 32
+)
+
+// AppendFloat32s appends the little-endian float32s of data (a tensor's
+// bytes; a trailing part of an element is ignored) as the elements of a
+// JSON array, comma-separated: each as AppendFloat32 writes it, and null
+// for NaN and infinities. It is one loop with nothing called, so that the
+// compiler keeps its state in registers: b grows once, and the text is
+// stored through a pointer into b's spare capacity, 8 bytes at a time.
+func AppendFloat32s(b []byte, data []byte) []byte {
+	count := len(data) / 4
+	if count == 0 {
+		return b
+	}
+	// An element's text and comma take at most 16 bytes, and its stores
+	// reach at most maxWrite bytes past its start: every store below is
+	// inside the capacity grown here.
+	b = slices.Grow(b, 16*count+maxWrite)
+	start := unsafe.Pointer(unsafe.SliceData(b))
+	p := unsafe.Add(start, len(b))
+	le := binary.LittleEndian
+	data = data[:4*count]
+	for off := 0; off < len(data); off += 4 {
+		u := le.Uint32(data[off:])
+		neg := uintptr(u >> 31)
+		if u<<1-1 >= 0xfeffffff { // zero, or not finite
+			if u<<1 == 0 {
+				store1(p, '-')
+				p = unsafe.Add(p, neg)
+				store1(p, '0')
+				p = unsafe.Add(p, 1)
+			} else {
+				store4(p, 0x6c6c756e) // "null"
+				p = unsafe.Add(p, 4)
+			}
+			store1(p, ',')
+			p = unsafe.Add(p, 1)
+			continue
 		}
-	} else {
-		c = frac
-		q = -149
+		// The sign is written always and kept when negative: signs of
+		// neighbouring values are as unpredictable as a branch can be.
+		store1(p, '-')
+		p = unsafe.Add(p, neg)
+		// Schubfach: the shortest decimal d×10^k inside the float's
+		// rounding interval, the closest one when several are, as strconv
+		// chooses. d may end in zeros.
+		frac := u & (1<<23 - 1)
+		exp := int(u>>23) & 0xff
+		c, q := 1<<23|frac, exp-150
+		if exp == 0 {
+			c, q = frac, -149
+		}
+		var d uint32
+		var k int
+		if -23 <= q && q <= 0 && c&(1<<-q-1) == 0 {
+			d = c >> -q // a small integer is its own shortest decimal
+		} else {
+			odd := c & 1
+			lowerCloser := b2u(frac == 0 && exp > 1)
+			cbl := 4*c - 2 + lowerCloser
+			cb := 4 * c
+			cbr := 4*c + 2
+			// k = floor(log10(2^q)), or floor(log10(3/4 × 2^q)) when the
+			// lower neighbour is closer; exact over the float32 range.
+			k = (q*1262611 - int(lowerCloser)*524031) >> 22
+			h := q + floorLog2Pow10(-k) + 1
+			g := pow10[-k-minPow10]
+			vbl := roundToOdd(g, cbl<<h)
+			vb := roundToOdd(g, cb<<h)
+			vbr := roundToOdd(g, cbr<<h)
+			// An even significand's interval includes its ends.
+			lower := vbl + odd
+			upper := vbr - odd
+			// Which candidate wins depends on the digits, so it is
+			// unpredictable: the choice is made with selects (conditional
+			// moves), not branches.
+			s := vb / 4
+			// Both s and s+1 fit: the closer. An exact tie goes to the
+			// even one, except at a power of two, where strconv's
+			// Dragonbox rounds it up.
+			mid := 4*s + 2
+			d = s + (b2u(vb > mid) | b2u(vb == mid)&(s&1|lowerCloser))
+			// Exactly one of s and s+1 fits: that one.
+			uIn := b2u(lower <= 4*s)
+			wIn := b2u(4*s+4 <= upper)
+			m := -(uIn ^ wIn) // all ones when exactly one fits
+			d = (s+wIn)&m | d&^m
+			// One digit fewer, when exactly one of its two candidates fits.
+			sp := s / 10
+			upIn := b2u(lower <= 40*sp)
+			wpIn := b2u(40*sp+40 <= upper)
+			shorter := b2u(s >= 10) & (upIn ^ wpIn)
+			m = -shorter
+			d = (sp+wpIn)&m | d&^m
+			k += int(shorter)
+		}
+		// The digits of d×10^k. d scaled to nine digits puts its first
+		// one in top and the next eight in w, the first in w's lowest
+		// byte; d's trailing zeros (and the scaling's) are the zero bytes
+		// at the top of w, counted rather than divided out.
+		all := digitCount(d)
+		d9 := d * pow10u32[9-all]
+		top := d9 / 1e8
+		w := digits8(d9 - top*1e8)
+		nd := 9 - bits.LeadingZeros64(w)>>3 // significant digits
+		w += 0x3030303030303030
+		first := byte('0' + top)
+		dp := all + k // digits before the decimal point
+		switch e := dp - 1; {
+		case e < -4 || e >= 6: // d.ddde±XX
+			store1(p, first)
+			store1(unsafe.Add(p, 1), '.')
+			store8(unsafe.Add(p, 2), w)
+			l := nd + b2i(nd > 1) // no point after a lone digit
+			m := e >> 63          // −1 for a negative exponent, else 0
+			e = (e ^ m) - m       // float32's stay within ±45
+			store4(unsafe.Add(p, l), 'e'|uint32('+'-2*m)<<8|uint32(pairs[2*e])<<16|uint32(pairs[2*e+1])<<24)
+			p = unsafe.Add(p, l+4)
+		case dp <= 0: // 0.000ddd
+			store8(p, 0x3030303030302e30) // "0.000000"
+			z := 2 - dp
+			store1(unsafe.Add(p, z), first)
+			store8(unsafe.Add(p, z+1), w)
+			p = unsafe.Add(p, z+nd)
+		case dp >= nd: // ddd000, at most 6 digits, its zeros in w
+			store1(p, first)
+			store8(unsafe.Add(p, 1), w)
+			p = unsafe.Add(p, dp)
+		default: // dd.ddd: the digits, then those after the point moved up
+			store1(p, first)
+			store8(unsafe.Add(p, 1), w)
+			store1(unsafe.Add(p, dp), '.')
+			store8(unsafe.Add(p, dp+1), w>>(8*(dp-1)))
+			p = unsafe.Add(p, nd+1)
+		}
+		store1(p, ',')
+		p = unsafe.Add(p, 1)
 	}
-	odd := c & 1
-	lowerCloser := uint32(0)
-	if frac == 0 && exp > 1 {
-		lowerCloser = 1
-	}
-	cbl := 4*c - 2 + lowerCloser
-	cb := 4 * c
-	cbr := 4*c + 2
-	// k = floor(log10(2^q)), or floor(log10(3/4 × 2^q)) when the lower
-	// neighbour is closer; exact over the float32 range.
-	k = (q*1262611 - int(lowerCloser)*524031) >> 22
-	h := q + floorLog2Pow10(-k) + 1
-	g := pow10[-k-minPow10]
-	vbl := roundToOdd(g, cbl<<h)
-	vb := roundToOdd(g, cb<<h)
-	vbr := roundToOdd(g, cbr<<h)
-	// An even significand's interval includes its ends.
-	lower := vbl + odd
-	upper := vbr - odd
-	// Which candidate wins depends on the digits, so it is unpredictable:
-	// the choice is made with selects (conditional moves), not branches.
-	s := vb / 4
-	// Both s and s+1 fit: the closer. An exact tie goes to the even one,
-	// except at a power of two, where strconv's Dragonbox rounds it up.
-	mid := 4*s + 2
-	d = s + (b2u(vb > mid) | b2u(vb == mid)&(s&1|lowerCloser))
-	// Exactly one of s and s+1 fits: that one.
-	uIn := b2u(lower <= 4*s)
-	wIn := b2u(4*s+4 <= upper)
-	m := -(uIn ^ wIn) // all ones when exactly one fits
-	d = (s+wIn)&m | d&^m
-	// One digit fewer, when exactly one of its two candidates fits.
-	sp := s / 10
-	upIn := b2u(lower <= 40*sp)
-	wpIn := b2u(40*sp+40 <= upper)
-	shorter := b2u(s >= 10) & (upIn ^ wpIn)
-	m = -shorter
-	d = (sp+wpIn)&m | d&^m
-	return d, k + int(shorter)
+	// All but the last comma.
+	return b[:uintptr(p)-uintptr(start)-1]
+}
+
+func store1(p unsafe.Pointer, v byte) { *(*byte)(p) = v }
+
+func store4(p unsafe.Pointer, v uint32) {
+	binary.LittleEndian.PutUint32(unsafe.Slice((*byte)(p), 4), v)
+}
+
+func store8(p unsafe.Pointer, v uint64) {
+	binary.LittleEndian.PutUint64(unsafe.Slice((*byte)(p), 8), v)
 }
 
 // roundToOdd is g×cp/2^64 rounded to odd: its integer part, with the
@@ -112,6 +198,13 @@ func shortest(frac uint32, exp int) (d uint32, k int) {
 func roundToOdd(g uint64, cp uint32) uint32 {
 	hi, lo := bits.Mul64(g, uint64(cp))
 	return uint32(hi) | b2u(uint32(lo>>32) > 1)
+}
+
+func b2i(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func b2u(v bool) uint32 {
@@ -162,71 +255,10 @@ func abs(x int) int {
 	return x
 }
 
-// appendDecimal writes d×10^k (d > 0, no trailing zeros) as strconv's
-// shortest 'g' does: d.ddde±XX when the decimal exponent is below −4 or
-// at least 6, plain decimal otherwise. The digits are made eight at a
-// time in one register and stored eight bytes at a time into b's spare
-// capacity (at most 15 bytes are kept, up to 24 written).
-func appendDecimal(b []byte, neg int, d uint32, k int) []byte {
-	n := len(b)
-	b = slices.Grow(b, 32)
-	// The sign is written always and kept when negative: signs of
-	// neighbouring values are as unpredictable as a branch can be.
-	b[:n+1][n] = '-'
-	n += neg
-	out := b[n : n+24]
-	nd := digitCount(d)
-	// The digits, first one lowest, as nine zero-padded digits in hi:lo
-	// shifted down past the padding: lo holds the first eight, hi the
-	// ninth.
-	top := d / 1e8
-	w := digits8(d - top*1e8)
-	sh := uint(8 * (9 - nd)) // 0 to 64
-	lo := (uint64('0'+top)|w<<8)>>sh | (w>>56)<<(64-sh)
-	hi := (w >> 56) >> sh
-	le := binary.LittleEndian
-	dp := nd + k // digits before the decimal point
-	if e := dp - 1; e < -4 || e >= 6 {
-		out[0] = byte(lo)
-		w := 1
-		if nd > 1 {
-			out[1] = '.'
-			le.PutUint64(out[2:], lo>>8|hi<<56)
-			w = nd + 1
-		}
-		m := e >> 63 // −1 for a negative exponent, else 0
-		e = (e ^ m) - m
-		// float32's decimal exponents stay within ±45.
-		out[w] = 'e'
-		out[w+1] = byte('+' - 2*m) // '+' or '-'
-		out[w+2] = pairs[2*e]
-		out[w+3] = pairs[2*e+1]
-		return b[:n+w+4]
-	}
-	switch {
-	case dp <= 0: // 0.000ddd
-		le.PutUint64(out, 0x3030303030302e30) // "0.000000"
-		z := 2 - dp
-		le.PutUint64(out[z:], lo)
-		out[z+8] = byte(hi)
-		return b[:n+z+nd]
-	case dp >= nd: // ddd000, at most 6 digits
-		le.PutUint64(out, lo)
-		le.PutUint64(out[nd:], 0x3030303030303030)
-		return b[:n+dp]
-	default: // dd.ddd
-		le.PutUint64(out, lo)
-		out[dp] = '.'
-		s := uint(8 * dp) // 8 to 48
-		le.PutUint64(out[dp+1:], lo>>s|hi<<(64-s))
-		out[dp+9] = byte(hi >> s)
-		return b[:n+nd+1]
-	}
-}
-
-// digits8 is x < 10^8 as eight ASCII digits, the first in the lowest
-// byte: split in two halves of four digits in 32-bit lanes, each into two
-// pairs in 16-bit lanes, each into two digits in bytes. The quotients are
+// digits8 is x < 10^8 as eight digits (0 to 9, not yet ASCII), the
+// first in the lowest byte: split in two halves of four digits in 32-bit
+// lanes, each into two pairs in 16-bit lanes, each into two digits in
+// bytes. The quotients are
 // multiplications by reciprocals, exact for these ranges (x/100 for
 // x < 43699, x/10 for x < 179).
 func digits8(x uint32) uint64 {
@@ -236,7 +268,7 @@ func digits8(x uint32) uint64 {
 	v = q | (v-q*100)<<16
 	q = (v * 103 >> 10) & 0x000f000f000f000f
 	v = q | (v-q*10)<<8
-	return v + 0x3030303030303030
+	return v
 }
 
 // digitCount is the number of decimal digits of d > 0.

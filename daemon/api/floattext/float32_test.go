@@ -1,6 +1,7 @@
 package floattext
 
 import (
+	"encoding/binary"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -52,6 +53,72 @@ func TestSample(t *testing.T) {
 		check(t, math.Float32bits(float32(v)))
 		check(t, math.Float32bits(float32(v)+0.5))
 	}
+}
+
+// joined is what AppendFloat32s must append for data: each element as
+// strconv writes it, null for NaN and infinities, comma-separated.
+func joined(b []byte, data []byte) []byte {
+	for i := 0; i+4 <= len(data); i += 4 {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		f := math.Float32frombits(binary.LittleEndian.Uint32(data[i:]))
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			b = append(b, "null"...)
+			continue
+		}
+		b = strconv.AppendFloat(b, float64(f), 'g', -1, 32)
+	}
+	return b
+}
+
+// TestAppendFloat32s: runs of every length up to 40 mixing every form
+// (zeros, nulls, exponents, plain decimals, small integers), appended
+// after existing bytes to a buffer with no spare capacity and to one
+// with exactly the room the text needs, so that a store past what is
+// grown would show (under -race, or as a corrupted prefix).
+func TestAppendFloat32s(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	forms := []func() uint32{
+		func() uint32 { return 0 },
+		func() uint32 { return 1 << 31 },
+		func() uint32 { return 0x7fc00000 },                         // NaN
+		func() uint32 { return 0xff800000 },                         // -Inf
+		func() uint32 { return r.Uint32() },                         // mostly exponent form
+		func() uint32 { return 0x3f000000 | r.Uint32()&0x807fffff }, // ±0.5 to 1
+		func() uint32 { return math.Float32bits(float32(r.IntN(2_000_000))) },
+		func() uint32 { return math.Float32bits(float32(r.IntN(100_000)) / 1e4) },
+	}
+	for n := range 41 {
+		for range 50 {
+			data := make([]byte, 0, 4*n+3)
+			for range n {
+				data = binary.LittleEndian.AppendUint32(data, forms[r.IntN(len(forms))]())
+			}
+			data = append(data, make([]byte, r.IntN(4))...) // a partial element, ignored
+			prefix := []byte("[1,")
+			want := joined(append([]byte(nil), prefix...), data)
+			got := AppendFloat32s(append([]byte(nil), prefix...), data)
+			if string(got) != string(want) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+			roomy := append(make([]byte, 0, len(want)+16*n+maxWrite), prefix...)
+			if got := AppendFloat32s(roomy, data); string(got) != string(want) {
+				t.Fatalf("with room: got %q, want %q", got, want)
+			}
+		}
+	}
+}
+
+func FuzzAppendFloat32s(f *testing.F) {
+	f.Add([]byte{0, 0, 0x80, 0x3f, 0, 0, 0xc0, 0x7f, 1})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want := joined(nil, data)
+		if got := AppendFloat32s(nil, data); string(got) != string(want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	})
 }
 
 // TestExhaustive compares all 2^32 float32s with strconv when
@@ -136,6 +203,16 @@ func BenchmarkAppendFloat32(b *testing.B) {
 			for _, v := range values {
 				buf = AppendFloat32(buf, v)
 			}
+		}
+		sink = buf
+	})
+	data := make([]byte, 0, 4*len(values))
+	for _, v := range values {
+		data = binary.LittleEndian.AppendUint32(data, math.Float32bits(v))
+	}
+	b.Run("floattext-run", func(b *testing.B) {
+		for range b.N {
+			buf = AppendFloat32s(buf[:0], data)
 		}
 		sink = buf
 	})
