@@ -95,8 +95,8 @@ func AppendFloat32s(b []byte, data []byte) []byte {
 		}
 		var d uint32
 		var k int
-		if -23 <= q && q <= 0 && c&(1<<-q-1) == 0 {
-			d = c >> -q // a small integer is its own shortest decimal
+		if -23 <= q && q <= 0 && c&(1<<uint(-q)-1) == 0 {
+			d = c >> uint(-q) // a small integer is its own shortest decimal
 		} else {
 			odd := c & 1
 			lowerCloser := b2u(frac == 0 && exp > 1)
@@ -106,7 +106,7 @@ func AppendFloat32s(b []byte, data []byte) []byte {
 			// k = floor(log10(2^q)), or floor(log10(3/4 × 2^q)) when the
 			// lower neighbour is closer; exact over the float32 range.
 			k = (q*1262611 - int(lowerCloser)*524031) >> 22
-			h := q + floorLog2Pow10(-k) + 1
+			h := uint(q+floorLog2Pow10(-k)+1) & 31 // 1 to 4
 			g := pow10[-k-minPow10]
 			vbl := roundToOdd(g, cbl<<h)
 			vb := roundToOdd(g, cb<<h)
@@ -142,7 +142,7 @@ func AppendFloat32s(b []byte, data []byte) []byte {
 		// byte; d's trailing zeros (and the scaling's) are the zero bytes
 		// at the top of w, counted rather than divided out.
 		all := digitCount(d)
-		d9 := d * pow10u32[9-all]
+		d9 := d * pow10u32[(9-all)&15]
 		top := d9 / 1e8
 		w := digits8(d9 - top*1e8)
 		nd := 9 - bits.LeadingZeros64(w)>>3 // significant digits
@@ -173,7 +173,7 @@ func AppendFloat32s(b []byte, data []byte) []byte {
 			store1(p, first)
 			store8(unsafe.Add(p, 1), w)
 			store1(unsafe.Add(p, dp), '.')
-			store8(unsafe.Add(p, dp+1), w>>(8*(dp-1)))
+			store8(unsafe.Add(p, dp+1), w>>uint(8*(dp-1)&63))
 			p = unsafe.Add(p, nd+1)
 		}
 		store1(p, ',')
@@ -181,16 +181,6 @@ func AppendFloat32s(b []byte, data []byte) []byte {
 	}
 	// All but the last comma.
 	return b[:uintptr(p)-uintptr(start)-1]
-}
-
-func store1(p unsafe.Pointer, v byte) { *(*byte)(p) = v }
-
-func store4(p unsafe.Pointer, v uint32) {
-	binary.LittleEndian.PutUint32(unsafe.Slice((*byte)(p), 4), v)
-}
-
-func store8(p unsafe.Pointer, v uint64) {
-	binary.LittleEndian.PutUint64(unsafe.Slice((*byte)(p), 8), v)
 }
 
 // roundToOdd is g×cp/2^64 rounded to odd: its integer part, with the
@@ -280,7 +270,9 @@ func digitCount(d uint32) int {
 	return t
 }
 
-var pow10u32 = [...]uint32{1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
+// pow10u32 has 16 entries so that an index masked with 15 needs no
+// bounds check.
+var pow10u32 = [16]uint32{1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
 const pairs = "00010203040506070809" +
 	"10111213141516171819" +

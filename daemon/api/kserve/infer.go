@@ -3,6 +3,7 @@ package kserve
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/aiassist/aiassist/daemon/api/route"
@@ -182,10 +183,10 @@ func intParam(p map[string]any, name string) (int64, bool) {
 	return int64(f), true
 }
 
-// encodeInferResponse writes the v2 response. Outputs asked for as binary
-// go after the JSON header; the returned headerLen is then the header's
-// length, else -1.
-func encodeInferResponse(model, id string, outs []engine.Tensor, req *decodedRequest) (body []byte, headerLen int) {
+// encodeInferResponse appends the v2 response to dst. Outputs asked for
+// as binary go after the JSON header; the returned headerLen is then the
+// header's length, else -1.
+func encodeInferResponse(dst []byte, model, id string, outs []engine.Tensor, req *decodedRequest) (body []byte, headerLen int) {
 	size := 256 + len(model) + len(id)
 	for _, t := range outs {
 		size += 64 + len(t.Name) + 24*len(t.Shape)
@@ -193,9 +194,12 @@ func encodeInferResponse(model, id string, outs []engine.Tensor, req *decodedReq
 			// The longest element text: "-1.2345678e-38," is 15 bytes;
 			// an int64 is up to 21.
 			size += len(t.Data) / max(t.DataType.Size(), 1) * maxText(t.DataType)
+		} else {
+			size += len(t.Data)
 		}
 	}
-	b := make([]byte, 0, size)
+	b := slices.Grow(dst, size)
+	start := len(b)
 	b = append(b, `{"model_name":`...)
 	b = appendString(b, model)
 	b = append(b, `,"model_version":"1"`...)
@@ -204,7 +208,6 @@ func encodeInferResponse(model, id string, outs []engine.Tensor, req *decodedReq
 		b = appendString(b, id)
 	}
 	b = append(b, `,"outputs":[`...)
-	var tail []byte
 	binaryOut := false
 	for i, t := range outs {
 		if i > 0 {
@@ -227,7 +230,6 @@ func encodeInferResponse(model, id string, outs []engine.Tensor, req *decodedReq
 			b = append(b, `,"parameters":{"binary_data_size":`...)
 			b = strconv.AppendInt(b, int64(len(t.Data)), 10)
 			b = append(b, '}')
-			tail = append(tail, t.Data...)
 		} else {
 			b = append(b, `,"data":`...)
 			b = appendData(b, t)
@@ -238,8 +240,13 @@ func encodeInferResponse(model, id string, outs []engine.Tensor, req *decodedReq
 	if !binaryOut {
 		return b, -1
 	}
-	headerLen = len(b)
-	return append(b, tail...), headerLen
+	headerLen = len(b) - start
+	for _, t := range outs {
+		if req.AllBinary || req.BinaryOut[t.Name] {
+			b = append(b, t.Data...)
+		}
+	}
+	return b, headerLen
 }
 
 // maxText is the most bytes appendData writes for one element of dt,

@@ -139,14 +139,16 @@ func (c inferCall) Serve(r *route.Request) (route.Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, hl := encodeInferResponse(c.m.Name(), req.ID, outs, req)
+	// Written straight into the response's own (pooled) body buffer,
+	// not into a new one that SetBody would copy.
+	body, hl := encodeInferResponse(ctx.Response.SwapBody(nil)[:0], c.m.Name(), req.ID, outs, req)
 	if hl >= 0 {
 		ctx.Response.Header.Set(InferenceHeaderLength, strconv.Itoa(hl))
 		ctx.SetContentType("application/octet-stream")
 	} else {
 		ctx.SetContentType("application/json")
 	}
-	ctx.SetBody(body)
+	ctx.Response.SwapBody(body)
 	return nil, nil
 }
 

@@ -1,0 +1,9 @@
+//go:build 386 || amd64 || arm || arm64 || loong64 || mips64le || mipsle || ppc64le || riscv64 || wasm
+
+package floattext
+
+// On a little-endian machine a word's lowest byte is first in memory.
+
+func littleEndian32(v uint32) uint32 { return v }
+
+func littleEndian64(v uint64) uint64 { return v }
