@@ -9,19 +9,17 @@ import (
 )
 
 // HalfToFloat widens an IEEE 754 binary16 (FP16) to float32 exactly.
+// Small enough to inline: the decoder lane widens whole fp16 logits and
+// caches through it.
 func HalfToFloat(h uint16) float32 {
 	sign := uint32(h&0x8000) << 16
 	exp := uint32(h>>10) & 0x1f
 	mant := uint32(h & 0x3ff)
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case exp == 0:
-		f := float32(mant) / (1 << 24)
-		if sign != 0 {
-			f = -f
-		}
-		return f
+	if exp == 0 { // zero or subnormal: mant × 2^-24, exact in float32
+		return math.Float32frombits(math.Float32bits(float32(mant)/(1<<24)) | sign)
+	}
+	if exp == 0x1f { // Inf and NaN, the payload kept
+		exp = 0xff - 112
 	}
 	return math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
 }

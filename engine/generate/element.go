@@ -3,11 +3,12 @@ package generate
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"slices"
 	"unsafe"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/aiassist/aiassist/engine"
 )
 
 // A decoder's cache and logits are float32 or float16 (as fp16 exports
@@ -70,22 +71,7 @@ func floatBytes(v ort.Value) ([]byte, error) {
 // halfToFloat widens IEEE 754 binary16 elements to float32 exactly.
 func halfToFloat(dst []float32, src []byte) {
 	for i := range dst {
-		h := binary.LittleEndian.Uint16(src[2*i:])
-		sign := uint32(h&0x8000) << 16
-		exp := uint32(h>>10) & 0x1f
-		mant := uint32(h & 0x3ff)
-		switch {
-		case exp == 0x1f:
-			dst[i] = math.Float32frombits(sign | 0x7f800000 | mant<<13)
-		case exp == 0:
-			f := float32(mant) / (1 << 24)
-			if sign != 0 {
-				f = -f
-			}
-			dst[i] = f
-		default:
-			dst[i] = math.Float32frombits(sign | (exp+112)<<23 | mant<<13)
-		}
+		dst[i] = engine.HalfToFloat(binary.LittleEndian.Uint16(src[2*i:]))
 	}
 }
 

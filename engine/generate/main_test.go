@@ -107,6 +107,28 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// newGate returns wait, which blocks until open is called, and open,
+// which may be called more than once and is called at t's cleanup.
+func newGate(t testing.TB) (wait, open func()) {
+	gate := make(chan struct{})
+	var once sync.Once
+	open = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	return func() { <-gate }, open
+}
+
+// waitLaneLoad waits until m's first lane holds n sequences, running or
+// waiting to join.
+func waitLaneLoad(t testing.TB, m *Model, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d sequences assigned to the lane", n), func() bool {
+		l := m.lanes[0]
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.load == n
+	})
+}
+
 // await receives from ch.
 func await[T any](t testing.TB, what string, ch <-chan T) T {
 	t.Helper()

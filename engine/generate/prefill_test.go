@@ -148,11 +148,8 @@ func TestPrefillTakesTurns(t *testing.T) {
 	m.onEvent = log.add
 	// Hold the lane until both have come: the first then steps alone,
 	// the second joins at the next step.
-	gate := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(open)
-	m.beforeStep = func() { <-gate }
+	wait, open := newGate(t)
+	m.beforeStep = wait
 	results := make(chan []int, 2)
 	var wg sync.WaitGroup
 	for _, p := range [][]int{longPrompt(700), {40, 71, 82}} {
@@ -168,12 +165,7 @@ func TestPrefillTakesTurns(t *testing.T) {
 			results <- ids
 		})
 	}
-	waitFor(t, "both prompts assigned to the lane", func() bool {
-		l := m.lanes[0]
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.load == 2
-	})
+	waitLaneLoad(t, m, 2)
 	open()
 	wg.Wait()
 	for range 2 {
@@ -238,10 +230,7 @@ func prefillTogether(t *testing.T, chunk, wantTogether int) {
 	}
 	var log eventLog
 	m.onEvent = log.add
-	gate := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(open)
+	wait, open := newGate(t)
 	// A first sequence holds the lane in its step, so that the prompts
 	// all join at the next one.
 	held := make(chan struct{}, 1)
@@ -250,7 +239,7 @@ func prefillTogether(t *testing.T, chunk, wantTogether int) {
 		case held <- struct{}{}:
 		default:
 		}
-		<-gate
+		wait()
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { greedyIDs(t, m, []int{99}, 8) })
@@ -262,12 +251,7 @@ func prefillTogether(t *testing.T, chunk, wantTogether int) {
 		wg.Go(func() {
 			got[i], _ = greedyIDs(t, m, p, 8)
 		})
-		waitFor(t, "the prompt assigned to the lane", func() bool {
-			l := m.lanes[0]
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			return l.load == i+2
-		})
+		waitLaneLoad(t, m, i+2)
 	}
 	open()
 	wg.Wait()

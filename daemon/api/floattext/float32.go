@@ -47,9 +47,10 @@ const (
 // AppendFloat32s appends the little-endian float32s of data (a tensor's
 // bytes; a trailing part of an element is ignored) as the elements of a
 // JSON array, comma-separated: each as AppendFloat32 writes it, and null
-// for NaN and infinities. It is one loop with nothing called, so that the
-// compiler keeps its state in registers: b grows once, and the text is
-// stored through a pointer into b's spare capacity, 8 bytes at a time.
+// for NaN and infinities. It is one loop with nothing called, so that no
+// call makes the compiler spill the loop's state: b grows once, and the
+// text is stored through a pointer into b's spare capacity, 8 bytes at a
+// time.
 func AppendFloat32s(b []byte, data []byte) []byte {
 	count := len(data) / 4
 	if count == 0 {

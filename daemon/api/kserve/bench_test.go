@@ -12,14 +12,7 @@ import (
 // BenchmarkKServeJSON times the JSON side of one big-mlp request: decoding
 // a 1024-float row and encoding a 1024-float answer (BENCHMARKS.md).
 func BenchmarkKServeJSON(b *testing.B) {
-	body := []byte(`{"inputs":[{"name":"input","shape":[1,1024],"datatype":"FP32","data":[`)
-	for i := range 1024 {
-		if i > 0 {
-			body = append(body, ',')
-		}
-		body = strconv.AppendFloat(body, float64(i%17)/8-1, 'g', -1, 32)
-	}
-	body = append(body, `]}]}`...)
+	body := bigMLPBody()
 	b.Run("decode", func(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		for range b.N {
@@ -66,10 +59,8 @@ func BenchmarkKServeJSON(b *testing.B) {
 	})
 }
 
-// BenchmarkKServeJSONReflect is the decoder of record, encoding/json and
-// then decodeData, on BenchmarkKServeJSON's body: the "before" of the
-// one-pass decoder, measured in the same run.
-func BenchmarkKServeJSONReflect(b *testing.B) {
+// bigMLPBody is one big-mlp request in JSON: a 1024-float row.
+func bigMLPBody() []byte {
 	body := []byte(`{"inputs":[{"name":"input","shape":[1,1024],"datatype":"FP32","data":[`)
 	for i := range 1024 {
 		if i > 0 {
@@ -78,6 +69,14 @@ func BenchmarkKServeJSONReflect(b *testing.B) {
 		body = strconv.AppendFloat(body, float64(i%17)/8-1, 'g', -1, 32)
 	}
 	body = append(body, `]}]}`...)
+	return body
+}
+
+// BenchmarkKServeJSONReflect is the decoder of record, encoding/json and
+// then decodeData, on BenchmarkKServeJSON's body: the "before" of the
+// one-pass decoder, measured in the same run.
+func BenchmarkKServeJSONReflect(b *testing.B) {
+	body := bigMLPBody()
 	b.SetBytes(int64(len(body)))
 	for range b.N {
 		if _, err := decodeReflect(body, nil); err != nil {
